@@ -1,0 +1,86 @@
+"""Builds the python-telegram-bot Application: networking, handlers, commands, polling or webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import TelegramError
+from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
+                          MessageHandler, filters)
+
+from index.config import Settings
+
+from .handlers.admin import on_add, on_document, on_list, on_remove, on_stats
+from .handlers.buttons import on_button
+from .handlers.errors import on_error
+from .handlers.info import on_help
+from .handlers.questions import on_question
+from .service import ChatService
+
+log = logging.getLogger(__name__)
+PUBLIC_COMMANDS = [BotCommand("help", "What I know and how to ask"), BotCommand("start", "Start here")]
+ADMIN_COMMANDS = PUBLIC_COMMANDS + [
+    BotCommand("add", "Add articles: URLs, or pasted text"),
+    BotCommand("remove", "Remove an article by id"),
+    BotCommand("list", "List articles, newest first"),
+    BotCommand("stats", "Library size and model"),
+]
+
+
+async def register_commands(application: Application) -> None:
+    """Command menus: the public list for everyone, the admin list in each admin's private chat."""
+    bot = application.bot
+    await bot.set_my_commands(PUBLIC_COMMANDS, scope=BotCommandScopeDefault())
+    service: ChatService = application.bot_data["service"]
+    for admin_id in service.settings.bot.admin_ids:
+        try:
+            await bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:  # e.g. the admin has not started a chat with the bot yet
+            log.warning("could not set the admin command list for %s: %s", admin_id, exc)
+    log.info("bot @%s is ready", bot.username)
+
+
+def build_application(settings: Settings, token: str, service: ChatService) -> Application:
+    base = settings.bot.api_base_url.rstrip("/")
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        .rate_limiter(AIORateLimiter(max_retries=5))
+        .concurrent_updates(True)
+        .post_init(register_commands)
+        .build()
+    )
+    application.bot_data["service"] = service
+    application.add_handler(CommandHandler(["start", "help"], on_help))
+    application.add_handler(CommandHandler("add", on_add))
+    application.add_handler(CommandHandler("remove", on_remove))
+    application.add_handler(CommandHandler("list", on_list))
+    application.add_handler(CommandHandler("stats", on_stats))
+    application.add_handler(MessageHandler(filters.Document.ALL, on_document))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_question))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_error_handler(on_error)
+    return application
+
+
+def run(settings: Settings, token: str, service: ChatService) -> None:
+    """Serve until interrupted, by long polling or by PTB's webhook server."""
+    application = build_application(settings, token, service)
+    updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
+    if settings.bot.mode == "webhook":
+        if not settings.bot.webhook_url:
+            raise SystemExit("bot.mode is 'webhook' but bot.webhook_url is empty")
+        application.run_webhook(
+            listen=settings.bot.webhook_listen, port=settings.bot.webhook_port, url_path="telegram",
+            webhook_url=settings.bot.webhook_url.rstrip("/") + "/telegram", allowed_updates=updates,
+            secret_token=hashlib.sha256(token.encode()).hexdigest()[:64],
+        )
+    elif settings.bot.mode == "polling":
+        application.run_polling(allowed_updates=updates, timeout=settings.bot.poll_timeout,
+                                drop_pending_updates=False)
+    else:
+        raise SystemExit(f"bot.mode must be 'polling' or 'webhook', not {settings.bot.mode!r}")

@@ -1,0 +1,141 @@
+"""A local chat in the terminal over the same ChatService the Telegram handlers use."""
+
+from __future__ import annotations
+
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Callable, TextIO
+
+from .service import Button, ChatService, Reply, add_summary_html, parse_add_arguments
+
+CONSOLE_CHAT_ID = 0
+CONSOLE_USER_ID = 0  # the person at the terminal is the library's admin
+_BOLD, _RESET = "\033[1m", "\033[0m"
+
+
+class _TerminalText(HTMLParser):
+    """Telegram HTML to terminal text: bold kept (as ANSI when colour is on), links shown with their URL."""
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.colour = colour
+        self.parts: list[str] = []
+        self._links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "b" and self.colour:
+            self.parts.append(_BOLD)
+        elif tag == "a":
+            self._links.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "b" and self.colour:
+            self.parts.append(_RESET)
+        elif tag == "a" and self._links:
+            href = self._links.pop()
+            if href:
+                self.parts.append(f" <{href}>")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def to_terminal(html: str, colour: bool) -> str:
+    parser = _TerminalText(colour)
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts)
+
+
+class Console:
+    """Reads lines, answers them; buttons are shown numbered and pressed by typing their number."""
+
+    def __init__(self, service: ChatService, out: TextIO = sys.stdout, colour: bool | None = None) -> None:
+        self.service = service
+        self.out = out
+        self.colour = out.isatty() if colour is None else colour
+        self._buttons: list[Button] = []
+
+    def show(self, replies: list[Reply]) -> None:
+        self._buttons = []
+        for reply in replies:
+            print(to_terminal(reply.html, self.colour), file=self.out)
+            for row in reply.buttons:
+                for button in row:
+                    self._buttons.append(button)
+        if self._buttons:
+            labels = "  ".join(f"[{i}] {b.label}" for i, b in enumerate(self._buttons, 1))
+            print(f"\n{labels}   (type the number)", file=self.out)
+        print(file=self.out)
+
+    def handle(self, line: str) -> list[Reply] | None:
+        """One line of input to replies; None means quit."""
+        text = line.strip()
+        service, user = self.service, CONSOLE_USER_ID
+        if text in {"/quit", "/exit"}:
+            return None
+        if text.isdigit() and 1 <= int(text) <= len(self._buttons):
+            return self.press(self._buttons[int(text) - 1])
+        command, _, argument = text.partition(" ")
+        commands: dict[str, Callable[[], list[Reply]]] = {
+            "/start": lambda: [service.help(user)],
+            "/help": lambda: [service.help(user)],
+            "/remove": lambda: [service.remove(user, argument)],
+            "/list": lambda: [service.list_page(user, 0)],
+            "/stats": lambda: [service.stats(user)],
+            "/add": lambda: self.add(argument),
+            "/file": lambda: self.add_file(argument),
+        }
+        if command in commands:
+            return commands[command]()
+        if text.startswith("/"):
+            return [Reply("Unknown command. Try /help, /add, /file PATH, /list, /remove ID, /stats or /quit.")]
+        return service.answer(CONSOLE_CHAT_ID, text)
+
+    def press(self, button: Button) -> list[Reply]:
+        kind, _, rest = button.data.partition(":")
+        if kind == "more":
+            token, _, page = rest.partition(":")
+            return self.service.more(CONSOLE_CHAT_ID, token, int(page))
+        if kind == "src":
+            return [self.service.sources(CONSOLE_CHAT_ID, rest)]
+        if kind == "list":
+            return [self.service.list_page(CONSOLE_USER_ID, int(rest))]
+        return [Reply("This button no longer works.")]
+
+    def add(self, argument: str) -> list[Reply]:
+        urls, text = parse_add_arguments(argument.replace("\\n", "\n"))
+        if text is not None:
+            return [self.service.add_text(CONSOLE_USER_ID, text, "console")]
+        if not urls:
+            return [Reply("Usage: /add URL [URL …]  or  /add Title\\nText of the article…  or  /file PATH")]
+        results = list(self.service.add_items(CONSOLE_USER_ID, urls, "console"))
+        return [Reply(add_summary_html(results))]
+
+    def add_file(self, argument: str) -> list[Reply]:
+        path = Path(argument.strip()).expanduser()
+        if not argument.strip():
+            return [Reply("Usage: /file PATH (a .txt, .md or .html file)")]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return [Reply(f"Cannot read {path}: {exc.strerror or exc}")]
+        return [self.service.add_document(CONSOLE_USER_ID, data, path.name, "console")]
+
+    def run(self, stdin: TextIO = sys.stdin) -> None:
+        interactive = stdin.isatty()
+        self.show([self.service.help(CONSOLE_USER_ID)])
+        while True:
+            if interactive:
+                print("you> ", end="", file=self.out, flush=True)
+            line = stdin.readline()
+            if not line:
+                break
+            if not interactive and line.strip():
+                print(f"you> {line.strip()}", file=self.out)
+            replies = self.handle(line)
+            if replies is None:
+                break
+            self.show(replies)
+

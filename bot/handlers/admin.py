@@ -1,0 +1,117 @@
+"""Admin commands: /add (URLs or pasted text), uploaded documents, /remove, /list, /stats."""
+
+from __future__ import annotations
+
+import asyncio
+from html import escape
+
+from telegram import Message, Update, User
+from telegram.constants import ChatAction, MessageEntityType
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from ..service import REFUSAL, Reply, add_summary_html, parse_add_arguments
+from ..telegram_io import edit_reply, send_replies, service_of
+
+
+def command_argument(message: Message) -> str:
+    """Everything after the command itself, with its line breaks (so pasted articles keep their shape)."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+            return text[entity.length:].strip()
+    return text.partition(" ")[2].strip()
+
+
+def added_by(user: User | None) -> str:
+    if user is None:
+        return "telegram"
+    return f"telegram:{user.id}" + (f" (@{user.username})" if user.username else "")
+
+
+async def _refuse_unless_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """True (after telling the user) when the sender is not an admin."""
+    user = update.effective_user
+    if service_of(context).is_admin(user.id if user else None):
+        return False
+    await send_replies(context, update.effective_message.chat_id, [REFUSAL])
+    return True
+
+
+async def on_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await _refuse_unless_admin(update, context):
+        return
+    service, user = service_of(context), update.effective_user
+    urls, text = parse_add_arguments(command_argument(message))
+    if not urls and text is None:
+        await send_replies(context, message.chat_id, [Reply(
+            "Usage:\n/add URL [URL …] — add articles from the web\n"
+            "/add followed by the article's text on the next lines — the first line is the title\n"
+            "or send a .txt, .md or .html file.")])
+        return
+    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    if text is not None:
+        reply = await asyncio.to_thread(service.add_text, user.id, text, added_by(user))
+        await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+        return
+    progress = (await send_replies(context, message.chat_id, [Reply(f"Adding {len(urls)} article(s)…")],
+                                   reply_to=message.message_id))[0]
+    results = []
+    items = iter(service.add_items(user.id, urls, added_by(user)))
+    while (result := await asyncio.to_thread(next, items, None)) is not None:
+        results.append(result)
+        if len(results) < len(urls):
+            await _edit_quietly(progress, Reply(add_summary_html(results, done=False, total=len(urls))))
+    await _edit_quietly(progress, Reply(add_summary_html(results, done=True, total=len(urls))))
+
+
+async def _edit_quietly(message: Message, reply: Reply) -> None:
+    try:
+        await edit_reply(message, reply)
+    except BadRequest as exc:  # "message is not modified" and the like must not fail the add
+        if "not modified" not in str(exc).lower():
+            raise
+
+
+async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or message.document is None or await _refuse_unless_admin(update, context):
+        return
+    service, user, document = service_of(context), update.effective_user, message.document
+    name = document.file_name or "upload.txt"
+    limit = service.settings.library.max_file_bytes
+    if document.file_size and document.file_size > limit:
+        await send_replies(context, message.chat_id, [Reply(
+            f"⚠️ {escape(name)} is too large ({document.file_size:,} bytes; the limit is {limit:,}).")],
+            reply_to=message.message_id)
+        return
+    await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
+    telegram_file = await context.bot.get_file(document.file_id)
+    data = bytes(await telegram_file.download_as_bytearray())
+    reply = await asyncio.to_thread(service.add_document, user.id, data, name, added_by(user))
+    await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+
+
+async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await _refuse_unless_admin(update, context):
+        return
+    reply = await asyncio.to_thread(service_of(context).remove, update.effective_user.id, command_argument(message))
+    await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+
+
+async def on_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await _refuse_unless_admin(update, context):
+        return
+    reply = await asyncio.to_thread(service_of(context).list_page, update.effective_user.id, 0)
+    await send_replies(context, message.chat_id, [reply])
+
+
+async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await _refuse_unless_admin(update, context):
+        return
+    reply = await asyncio.to_thread(service_of(context).stats, update.effective_user.id)
+    await send_replies(context, message.chat_id, [reply])

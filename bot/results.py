@@ -1,0 +1,33 @@
+"""Recent answers kept per chat so that "more" and "sources" buttons can page through them."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+
+from index.search import Answer
+
+
+class ResultCache:
+    """A bounded store of answers keyed by (chat, token); a token from another chat finds nothing."""
+
+    def __init__(self, max_entries: int = 2000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[int, str], Answer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, chat_id: int, answer: Answer) -> str:
+        token = secrets.token_urlsafe(6)
+        with self._lock:
+            self._entries[(chat_id, token)] = answer
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return token
+
+    def get(self, chat_id: int, token: str) -> Answer | None:
+        with self._lock:
+            answer = self._entries.get((chat_id, token))
+            if answer is not None:
+                self._entries.move_to_end((chat_id, token))
+            return answer

@@ -1,0 +1,199 @@
+"""What the bot says: questions, buttons and admin commands, independent of Telegram.
+
+The Telegram handlers and the terminal console both call this, so they behave the same. Its methods
+block (search, embedding, disk) and are run off the event loop by the handlers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Iterable, Sequence
+
+from index.config import Settings
+from index.library import AddResult, Library
+from index.search import Answer
+
+from . import render
+from .results import ResultCache
+
+MAX_QUESTION_CHARS = 1000
+_URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
+_HAS_WORD = re.compile(r"\w", re.UNICODE)
+_INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str  # callback data, at most 64 bytes
+
+
+@dataclass(frozen=True)
+class Reply:
+    html: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+REFUSAL = Reply("Sorry, only the bot's admins can do that. You can ask me questions about the articles, though.")
+EXPIRED = Reply("Those results are no longer available. Please ask the question again.")
+
+
+def parse_add_arguments(text: str) -> tuple[list[str], str | None]:
+    """/add's argument: (URLs, None) when it is only URLs, else ([], the pasted article text)."""
+    words = text.split()
+    if words and all(_URL.match(word) for word in words):
+        return words, None
+    return [], text.strip() or None
+
+
+class ChatService:
+    def __init__(self, library: Library, settings: Settings, results: ResultCache | None = None) -> None:
+        self.library = library
+        self.settings = settings
+        self.results = results or ResultCache()
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.settings.bot.admin_ids
+
+    # -- questions ------------------------------------------------------------------------------------
+    def answer(self, chat_id: int, question: str, now: datetime | None = None) -> list[Reply]:
+        """The first page of passages answering the question, or why there are none."""
+        question = _INVISIBLE.sub("", question).strip()
+        if not question:
+            return [Reply("Please send me a question, for example: <i>What did the UN Security Council say?</i>")]
+        if len(question) > MAX_QUESTION_CHARS:
+            return [Reply(f"That message is too long to be a question ({len(question):,} characters; please keep it "
+                          f"under {MAX_QUESTION_CHARS:,}). To add an article, admins can use /add.")]
+        if not _HAS_WORD.search(question):
+            return [Reply("I search the articles by words. Please ask your question in words.")]
+        if self.library.count_articles() == 0:
+            return [Reply("I have no articles yet, so I cannot answer. An admin can add some with /add.")]
+        k = self.settings.search.k
+        answer = self.library.search(question, k=k, now=now, limit=3 * k)
+        if not answer.answered:
+            return [Reply(render.not_found_html(answer.closest))]
+        token = self.results.put(chat_id, answer)
+        return self._page(answer, token, 0)
+
+    def more(self, chat_id: int, token: str, page: int) -> list[Reply]:
+        answer = self.results.get(chat_id, token)
+        if answer is None or page < 0:
+            return [EXPIRED]
+        return self._page(answer, token, page)
+
+    def sources(self, chat_id: int, token: str) -> Reply:
+        answer = self.results.get(chat_id, token)
+        if answer is None:
+            return EXPIRED
+        articles = list({hit.article.id: hit.article for hit in answer.hits}.values())
+        return Reply(render.sources_html(articles))
+
+    def _page(self, answer: Answer, token: str, page: int) -> list[Reply]:
+        k = self.settings.search.k
+        hits = answer.hits[page * k:(page + 1) * k]
+        if not hits:
+            return [Reply("No more passages for this question.")]
+        messages = render.answer_messages(hits, first_number=page * k + 1)
+        row = []
+        if len(answer.hits) > (page + 1) * k:
+            row.append(Button("More passages", f"more:{token}:{page + 1}"))
+        row.append(Button("Sources", f"src:{token}"))
+        replies = [Reply(html) for html in messages[:-1]]
+        replies.append(Reply(messages[-1], (tuple(row),)))
+        return replies
+
+    # -- information ----------------------------------------------------------------------------------
+    def help(self, user_id: int | None) -> Reply:
+        count = self.library.count_articles()
+        newest = self.library.stats().newest if count else None
+        lines = [
+            "I answer questions from a collection of news articles, quoting the passages that answer them "
+            "with their article, source, date and link.",
+            f"I know <b>{count}</b> article{'s' if count != 1 else ''}"
+            + (f"; the newest is from {render.format_date(newest)}." if newest else "."),
+            "",
+            "Just send me a question, for example: <i>What did the UN Security Council say?</i>",
+            "In groups, mention me or reply to one of my messages.",
+        ]
+        if self.is_admin(user_id):
+            lines += [
+                "",
+                "<b>Admin commands</b>",
+                "/add URL … — add articles from the web",
+                "/add followed by pasted text — add it as an article (first line is the title)",
+                "Send a .txt, .md or .html file — add it as an article",
+                "/remove ID — remove an article",
+                "/list — list the articles, newest first",
+                "/stats — library size and model",
+            ]
+        return Reply("\n".join(lines))
+
+    # -- admin ----------------------------------------------------------------------------------------
+    def add_items(self, user_id: int | None, urls: Sequence[str], added_by: str) -> Iterable[AddResult]:
+        """Add URLs one by one (the caller reports progress); nothing for non-admins."""
+        if not self.is_admin(user_id):
+            return
+        for url in urls:
+            yield self.library.add_url(url, added_by=added_by)
+
+    def add_text(self, user_id: int | None, text: str, added_by: str) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        return Reply(add_summary_html([self.library.add_text(text, added_by=added_by)]))
+
+    def add_document(self, user_id: int | None, data: bytes, file_name: str, added_by: str) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        return Reply(add_summary_html([self.library.add_bytes(data, file_name, added_by=added_by)]))
+
+    def remove(self, user_id: int | None, argument: str) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        ids = argument.replace("#", " ").split()
+        if len(ids) != 1 or not ids[0].isdigit():
+            return Reply("Usage: /remove ID — the article's number as shown by /list, e.g. <code>/remove 12</code>.")
+        article = self.library.remove(int(ids[0]))
+        if article is None:
+            return Reply(f"There is no article #{int(ids[0])}. See /list.")
+        return Reply(f"Removed {render.article_line(article)} (#{article.id}, {article.passage_count} passages).")
+
+    def list_page(self, user_id: int | None, offset: int) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        size = self.settings.bot.list_page_size
+        total = self.library.count_articles()
+        offset = max(0, min(offset, max(0, total - 1)))
+        articles = self.library.list_articles(offset, size)
+        row = []
+        if offset > 0:
+            row.append(Button("‹ Newer", f"list:{max(0, offset - size)}"))
+        if offset + size < total:
+            row.append(Button("Older ›", f"list:{offset + size}"))
+        return Reply(render.article_list_html(articles, offset, total), (tuple(row),) if row else ())
+
+    def stats(self, user_id: int | None) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        s = self.library.stats()
+        return Reply("\n".join([
+            "<b>Library</b>",
+            f"Articles: {s.articles}",
+            f"Passages: {s.passages} ({s.vectors} vectors)",
+            f"Newest article: {render.format_date(s.newest)}",
+            f"Database: {s.database_bytes / 1e6:.1f} MB, vector index: {s.index_bytes / 1e6:.1f} MB",
+            f"Model: {escape(s.model)}",
+        ]))
+
+
+def add_summary_html(results: Sequence[AddResult], done: bool = True, total: int | None = None) -> str:
+    """A progress or final report of an add: one line per input, then the counts."""
+    counts = {status: sum(r.status == status for r in results) for status in ("added", "replaced", "duplicate", "failed")}
+    marks = {"added": "✅", "replaced": "🔄", "duplicate": "⏭", "failed": "⚠️"}
+    lines = [f"<b>{'Done' if done else 'Adding'}</b> ({len(results)}/{total if total is not None else len(results)})"]
+    for result in results:
+        lines.append(f"{marks[result.status]} {escape(result.message)}")
+    if done:
+        lines.append(", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    return render.truncate_lines(lines)

@@ -1,0 +1,43 @@
+"""Sending service replies to Telegram: HTML, inline buttons, no link previews."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from .service import ChatService, Reply
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
+    return context.application.bot_data["service"]
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+                                 for row in reply.buttons])
+
+
+async def send_replies(context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: Sequence[Reply],
+                       reply_to: int | None = None) -> list[Message]:
+    """Send each reply as one message; only the first quotes the user's message."""
+    sent = []
+    for number, reply in enumerate(replies):
+        sent.append(await context.bot.send_message(
+            chat_id, reply.html, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
+            link_preview_options=NO_PREVIEW,
+            reply_to_message_id=reply_to if number == 0 else None,
+            allow_sending_without_reply=True,
+        ))
+    return sent
+
+
+async def edit_reply(message: Message, reply: Reply) -> None:
+    await message.edit_text(reply.html, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
+                            link_preview_options=NO_PREVIEW)

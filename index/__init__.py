@@ -1,0 +1,1 @@
+"""The article library: ingest, chunk, embed, store and search news articles."""

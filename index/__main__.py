@@ -1,0 +1,7 @@
+"""python -m index: the article library's command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,171 @@
+"""Command line: python -m index add|list|remove|search|stats|eval."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from .articles import parse_date
+from .config import ConfigError, load_settings
+from .extract import IngestError
+from .library import AddResult, Library, LibraryBusy
+from .samples import sample_paths
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m index", description="Manage and search the article library.")
+    parser.add_argument("--config", type=Path, help="config file (default: config.toml or $NEWSBOT_CONFIG)")
+    parser.add_argument("--data-dir", type=Path, help="data directory (overrides the config)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    add = commands.add_parser("add", help="add files, folders or URLs (or --text)")
+    add.add_argument("sources", nargs="*", help="paths (.txt, .md, .html), folders, or http(s) URLs")
+    add.add_argument("--text", help="article text to add; its first line is the title unless --title is given")
+    add.add_argument("--title")
+    add.add_argument("--url")
+    add.add_argument("--date", help="publication date, YYYY-MM-DD")
+    add.add_argument("--source", dest="source_name", help="publication or site name")
+    add.add_argument("--samples", action="store_true", help="add the project's sample articles")
+
+    listing = commands.add_parser("list", help="list articles, newest first")
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--limit", type=int, default=20)
+
+    remove = commands.add_parser("remove", help="remove articles by id")
+    remove.add_argument("ids", nargs="+", type=int)
+
+    search = commands.add_parser("search", help="answer a question from the articles")
+    search.add_argument("question")
+    search.add_argument("-k", type=int, help="passages to show")
+    search.add_argument("--date", help="the question's date for the recency prior (default: today)")
+
+    commands.add_parser("stats", help="counts and sizes")
+
+    evaluate = commands.add_parser("eval", help="answer-recall of a QA set (a benchmark, not a test)")
+    evaluate.add_argument("dataset", type=Path, help="folder with corpus.jsonl and questions.jsonl")
+    evaluate.add_argument("--cache-dir", type=Path, help="where embeddings are cached between runs")
+    evaluate.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                          help="override a setting for this run (repeatable), e.g. --set chunking.max_tokens=96")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    evaluate.add_argument("--no-dates", action="store_true", help="ask every question as of today")
+    return parser
+
+
+def _print_result(result: AddResult) -> None:
+    marks = {"added": "+", "replaced": "~", "duplicate": "=", "failed": "!"}
+    article = f" #{result.article.id}" if result.article and result.status != "failed" else ""
+    print(f"{marks[result.status]} {result.source}{article}: {result.message}")
+
+
+def _cmd_add(library: Library, args: argparse.Namespace) -> int:
+    results: list[AddResult] = []
+    if args.text is not None:
+        results.append(library.add_text(args.text, title=args.title, url=args.url, published=args.date,
+                                        source_name=args.source_name))
+        _print_result(results[-1])
+    sources = list(args.sources) + ([str(p) for p in sample_paths()] if args.samples else [])
+    if not sources and args.text is None:
+        print("Nothing to add: name files, folders or URLs, or use --text or --samples.", file=sys.stderr)
+        return 2
+    for result in library.add_sources(sources, progress=sys.stderr.isatty()):
+        results.append(result)
+        _print_result(result)
+    counts = {status: sum(r.status == status for r in results) for status in ("added", "replaced", "duplicate", "failed")}
+    print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "nothing done")
+    return 1 if counts["failed"] else 0
+
+
+def _cmd_list(library: Library, args: argparse.Namespace) -> int:
+    articles = library.list_articles(args.offset, args.limit)
+    total = library.count_articles()
+    if not articles:
+        print("No articles." if total == 0 else f"No articles at offset {args.offset} (there are {total}).")
+        return 0
+    for article in articles:
+        when = article.published.isoformat() if article.published else "undated"
+        source = f" [{article.source}]" if article.source else ""
+        print(f"#{article.id:<5} {when:<10} {article.title}{source} ({article.passage_count} passages)")
+        if article.url:
+            print(f"       {article.url}")
+    print(f"{args.offset + 1}-{args.offset + len(articles)} of {total}")
+    return 0
+
+
+def _cmd_remove(library: Library, args: argparse.Namespace) -> int:
+    failed = 0
+    for article_id in args.ids:
+        article = library.remove(article_id)
+        if article is None:
+            print(f"! #{article_id}: no such article", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"- #{article_id}: removed “{article.title}” ({article.passage_count} passages)")
+    return 1 if failed else 0
+
+
+def _cmd_search(library: Library, args: argparse.Namespace) -> int:
+    question = args.question.strip()
+    if not question:
+        print("The question is empty.", file=sys.stderr)
+        return 2
+    now = parse_date(args.date) if args.date else None
+    k = args.k or library.settings.search.k
+    answer = library.search(question, k=k, now=now, limit=k)
+    if not answer.answered:
+        closest = answer.closest
+        hint = f" The closest article is “{closest.title}”." if closest else ""
+        print(f"Not in my articles.{hint}")
+        return 0
+    for rank, hit in enumerate(answer.hits, 1):
+        article = hit.article
+        when = article.published.isoformat() if article.published else "undated"
+        print(f"{rank}. {article.title} — {article.source or 'unknown source'}, {when} (#{article.id},"
+              f" score {hit.score:.4f}, cosine {hit.dense_score:.2f})")
+        if article.url:
+            print(f"   {article.url}")
+        if hit.best_sentence_text:
+            print(textwrap.fill(f">> {hit.best_sentence_text}", width=100, initial_indent="   ",
+                                subsequent_indent="      "))
+        print(textwrap.fill(hit.text, width=100, initial_indent="   ", subsequent_indent="   "))
+        print()
+    return 0
+
+
+def _cmd_stats(library: Library, args: argparse.Namespace) -> int:
+    s = library.stats()
+    print(f"data directory: {s.data_dir}")
+    print(f"articles:       {s.articles}")
+    print(f"passages:       {s.passages} ({s.vectors} vectors)")
+    print(f"newest article: {s.newest.isoformat() if s.newest else '-'}")
+    print(f"database:       {s.database_bytes / 1e6:.2f} MB")
+    print(f"vector index:   {s.index_bytes / 1e6:.2f} MB")
+    print(f"model:          {s.model}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+        if args.data_dir:
+            settings = settings.replace("library", data_dir=args.data_dir.resolve())
+        if args.command == "eval":
+            from .evaluate import run_eval
+
+            return run_eval(settings, args)
+        with Library(settings) as library:
+            handler = {"add": _cmd_add, "list": _cmd_list, "remove": _cmd_remove, "search": _cmd_search,
+                       "stats": _cmd_stats}[args.command]
+            return handler(library, args)
+    except (ConfigError, LibraryBusy, IngestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,169 @@
+"""Settings: config.toml defaults, overridden by environment variables, as plain objects."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config.toml"
+ENV_PREFIX = "NEWSBOT_"
+# Short environment names that win over NEWSBOT_<SECTION>_<KEY>.
+ENV_ALIASES = {
+    "NEWSBOT_DATA_DIR": ("library", "data_dir"),
+    "NEWSBOT_ADMIN_IDS": ("bot", "admin_ids"),
+    "TELEGRAM_API_BASE_URL": ("bot", "api_base_url"),
+}
+
+
+class ConfigError(ValueError):
+    """A config file or environment value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    data_dir: Path = Path("data")
+    lock_timeout: float = 10.0
+    max_file_bytes: int = 10_000_000
+    min_article_words: int = 30
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    model: str = "bundled"
+    device: str = "cpu"
+    batch_size: int = 64
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    max_tokens: int = 128
+    overlap_tokens: int = 32
+    title_prefix: bool = True
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    k: int = 3
+    candidates: int = 100
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    recency_weight: float = 0.02
+    recency_days: float = 7.0
+    min_dense_score: float = 0.30
+    dedup_similarity: float = 0.95
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    timeout: float = 15.0
+    max_redirects: int = 5
+    user_agent: str = "news-answers-bot/0.1"
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    api_base_url: str = "https://api.telegram.org"
+    admin_ids: tuple[int, ...] = ()
+    mode: str = "polling"
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_url: str = ""
+    poll_timeout: int = 10
+    list_page_size: int = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    library: LibrarySettings = field(default_factory=LibrarySettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
+
+    def bot_token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The Telegram token from the environment variable named by bot.token_env."""
+        env = os.environ if environ is None else environ
+        token = env.get(self.bot.token_env, "").strip()
+        return token or None
+
+    def replace(self, section: str, **values: Any) -> "Settings":
+        """A copy with some keys of one section changed."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)})
+
+
+def coerce(value: Any, default: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in {"1", "true", "yes", "on"}:
+                    return True
+                if lowered in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, Path):
+            return Path(value)
+        if isinstance(default, tuple):
+            items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+            return tuple(int(str(item).strip()) for item in items if str(item).strip())
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot use {value!r} ({exc})") from None
+
+
+def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read config.toml (or NEWSBOT_CONFIG, or ``path``) and apply environment overrides."""
+    env = os.environ if environ is None else environ
+    config_path = Path(path or env.get("NEWSBOT_CONFIG") or DEFAULT_CONFIG)
+    raw: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from None
+    elif path is not None:
+        raise ConfigError(f"config file not found: {config_path}")
+    base_dir = config_path.resolve().parent
+
+    sections: dict[str, Any] = {}
+    for section_field in dataclasses.fields(Settings):
+        name = section_field.name
+        defaults = section_field.default_factory()  # type: ignore[misc]
+        given = raw.get(name, {})
+        unknown = set(given) - {f.name for f in dataclasses.fields(defaults)}
+        if unknown:
+            raise ConfigError(f"{config_path}: unknown key(s) in [{name}]: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for key_field in dataclasses.fields(defaults):
+            key = key_field.name
+            default = getattr(defaults, key)
+            value = given.get(key, default)
+            env_name = f"{ENV_PREFIX}{name}_{key}".upper()
+            if env_name in env:
+                value = env[env_name]
+            for alias, target in ENV_ALIASES.items():
+                if target == (name, key) and alias in env:
+                    value = env[alias]
+            values[key] = coerce(value, default, f"[{name}] {key}")
+        sections[name] = dataclasses.replace(defaults, **values)
+
+    settings = Settings(**sections)
+    data_dir = settings.library.data_dir.expanduser()
+    if not data_dir.is_absolute():
+        data_dir = base_dir / data_dir
+    return settings.replace("library", data_dir=data_dir)

@@ -1,0 +1,162 @@
+"""python -m index eval DATASET_DIR: answer-recall of a news QA set on a throwaway library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from .articles import ArticleDraft, parse_date
+from .config import ConfigError, Settings, coerce
+from .embedding import Embedder
+from .embedding_cache import CachedEmbedder
+from .library import Library
+
+CUTOFFS = (1, 3, 5, 10)
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_answer_text(text: str) -> str:
+    """NFKC, case-folded, punctuation and symbols to spaces, whitespace collapsed (the dataset's rule)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    spaced = "".join(" " if ch == "_" or unicodedata.category(ch)[0] in "PS" else ch for ch in folded)
+    return _SPACES.sub(" ", spaced).strip()
+
+
+def contains_answer(text: str, answers: Sequence[str]) -> bool:
+    haystack = f" {normalize_answer_text(text)} "
+    return any(f" {normalize_answer_text(a)} " in haystack for a in answers if normalize_answer_text(a))
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    specific: bool
+    first_passage_rank: int | None  # 1-based rank of the first passage holding an answer
+    first_article_rank: int | None
+    best_sentence_holds_answer: bool | None  # for the first relevant passage
+    answered: bool
+    milliseconds: float
+
+
+def apply_overrides(settings: Settings, overrides: Sequence[str]) -> Settings:
+    """Apply ``section.key=value`` overrides, typed like the config's defaults."""
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        section, _, key = name.strip().partition(".")
+        if not sep or not hasattr(settings, section) or not hasattr(getattr(settings, section), key):
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE with a known key")
+        current = getattr(getattr(settings, section), key)
+        settings = settings.replace(section, **{key: coerce(value, current, name)})
+    return settings
+
+
+def load_corpus(path: Path) -> list[ArticleDraft]:
+    drafts = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            drafts.append(ArticleDraft(title=(row.get("title") or "").strip() or "Untitled", text=row["text"],
+                                       url=row.get("url"), published=parse_date(row.get("published")),
+                                       source=row.get("source_domain")))
+    return drafts
+
+
+def load_questions(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _rate(values: Sequence[bool]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def summarize(results: Sequence[QuestionResult]) -> dict[str, float]:
+    row: dict[str, float] = {"questions": len(results)}
+    for k in CUTOFFS:
+        row[f"R@{k}"] = _rate([r.first_passage_rank is not None and r.first_passage_rank <= k for r in results])
+    row["MRR@10"] = statistics.fmean(
+        [1 / r.first_passage_rank if r.first_passage_rank and r.first_passage_rank <= 10 else 0.0 for r in results]) \
+        if results else float("nan")
+    for k in CUTOFFS:
+        row[f"article R@{k}"] = _rate([r.first_article_rank is not None and r.first_article_rank <= k for r in results])
+    with_hit = [r for r in results if r.best_sentence_holds_answer is not None]
+    row["answer in bold sentence"] = _rate([bool(r.best_sentence_holds_answer) for r in with_hit])
+    row["refused"] = _rate([not r.answered for r in results])
+    return row
+
+
+def print_table(rows: dict[str, dict[str, float]], out=sys.stdout) -> None:
+    names = list(rows)
+    keys = list(next(iter(rows.values())))
+    print(f"{'metric':<26}" + "".join(f"{name:>14}" for name in names), file=out)
+    for key in keys:
+        cells = []
+        for name in names:
+            value = rows[name][key]
+            cells.append(f"{int(value):>14d}" if key == "questions" else f"{value:>14.3f}")
+        print(f"{key:<26}" + "".join(cells), file=out)
+
+
+def evaluate(library: Library, questions: Sequence[dict], use_dates: bool = True) -> list[QuestionResult]:
+    results = []
+    for q in tqdm(questions, desc="questions", unit="q", disable=not sys.stderr.isatty()):
+        answers = q["answer_texts"]
+        started = time.perf_counter()
+        answer = library.search(q["question"], k=10, limit=10, now=parse_date(q.get("date")) if use_dates else None)
+        elapsed = (time.perf_counter() - started) * 1000
+        passage_rank = next((i for i, h in enumerate(answer.hits, 1) if contains_answer(h.text, answers)), None)
+        sentence_ok = None
+        if passage_rank is not None:
+            hit = answer.hits[passage_rank - 1]
+            sentence_ok = contains_answer(hit.best_sentence_text or "", answers)
+        articles: list = []
+        for hit in answer.hits:
+            if hit.article.id not in {a.id for a in articles}:
+                articles.append(hit.article)
+        article_rank = next((i for i, a in enumerate(articles, 1) if contains_answer(a.text, answers)), None)
+        results.append(QuestionResult(q["id"], bool(q.get("specific")), passage_rank, article_rank, sentence_ok,
+                                      answer.answered, elapsed))
+    return results
+
+
+def run_eval(settings: Settings, args: argparse.Namespace) -> int:
+    dataset: Path = args.dataset
+    corpus_path, questions_path = dataset / "corpus.jsonl", dataset / "questions.jsonl"
+    if not corpus_path.exists() or not questions_path.exists():
+        print(f"error: {dataset} must hold corpus.jsonl and questions.jsonl", file=sys.stderr)
+        return 2
+    settings = apply_overrides(settings, args.set)
+    cache_dir = args.cache_dir or Path.home() / ".cache" / "news-answers-bot"
+    drafts = load_corpus(corpus_path)
+    questions = load_questions(questions_path)[: args.limit or None]
+    embedder = CachedEmbedder(Embedder(settings.embedding), cache_dir / "embeddings.sqlite3")
+    with tempfile.TemporaryDirectory(prefix="news-eval-") as tmp:
+        settings = settings.replace("library", data_dir=Path(tmp))
+        started = time.perf_counter()
+        with Library(settings, embedder=embedder) as library:  # type: ignore[arg-type]
+            failed = 0
+            for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
+                failed += not library.add_draft(draft, added_by="eval").ok
+            build_seconds = time.perf_counter() - started
+            stats = library.stats()
+            results = evaluate(library, questions, use_dates=not args.no_dates)
+    embedder.close()
+    print(f"dataset {dataset}: {len(drafts)} articles ({failed} not indexed), {stats.passages} passages,"
+          f" {len(results)} questions")
+    print(f"settings: chunking {dataclasses.asdict(settings.chunking)}; search {dataclasses.asdict(settings.search)}")
+    print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses);"
+          f" median query {statistics.median(r.milliseconds for r in results):.1f} ms")
+    print_table({"all": summarize(results), "specific": summarize([r for r in results if r.specific])})
+    return 0

@@ -1,0 +1,333 @@
+"""The article library: add, remove, list and search articles in one data directory.
+
+SQLite holds the truth (articles, passages, their vectors, the keyword index), each change in one
+transaction. The FAISS file is a copy of the vectors that is saved atomically after each change and
+checked against SQLite on start-up and whenever another process has written: missing vectors are
+added back (re-embedded if SQLite lacks them too), stale ones removed. Writers hold a file lock, so a
+second process waits (up to ``library.lock_timeout``) or is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from filelock import FileLock, Timeout
+from tqdm import tqdm
+
+from .articles import Article, ArticleDraft, content_hash, identity_key
+from .chunking import Chunker, embedding_input
+from .config import Settings
+from .embedding import Embedder
+from .extract import SUPPORTED_SUFFIXES, IngestError, from_bytes_named, from_plain_text
+from .fetch import fetch
+from .search import Answer, HybridSearcher
+from .store import Store
+from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+DATABASE_FILE = "library.sqlite3"
+VECTORS_FILE = "vectors.faiss"
+LOCK_FILE = "write.lock"
+
+
+class LibraryBusy(RuntimeError):
+    """Another process is changing the library."""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What happened to one input: added, replaced, duplicate, or failed (with a message for the user)."""
+
+    source: str
+    status: str  # "added" | "replaced" | "duplicate" | "failed"
+    article: Article | None = None
+    passages: int = 0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in {"added", "replaced", "duplicate"}
+
+
+@dataclass(frozen=True)
+class LibraryStats:
+    articles: int
+    passages: int
+    vectors: int
+    newest: date | None
+    database_bytes: int
+    index_bytes: int
+    model: str
+    data_dir: Path
+
+
+class Library:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.data_dir = settings.library.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.embedder = embedder or Embedder(settings.embedding)
+        c = settings.chunking
+        self.chunker = Chunker(self.embedder.count_tokens, c.max_tokens, c.overlap_tokens,
+                               self.embedder.max_seq_length, c.title_prefix)
+        self._file_lock = FileLock(str(self.data_dir / LOCK_FILE), timeout=settings.library.lock_timeout,
+                                   thread_local=False)
+        self._write_lock = threading.RLock()
+        self._vectors_path = self.data_dir / VECTORS_FILE
+        self.store = Store(self.data_dir / DATABASE_FILE)
+        self.vectors = VectorIndex(self.embedder.dimension)
+        with self._writing():
+            self._check_model()
+            self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension) \
+                or VectorIndex(self.embedder.dimension)
+            if self._reconcile():
+                self.vectors.save(self._vectors_path)
+        self._seen_version = self.store.data_version()
+        self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search)
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _writing(self) -> "_WriteGuard":
+        return _WriteGuard(self)
+
+    def _check_model(self) -> None:
+        """Vectors from another model are useless: forget them so they are re-embedded."""
+        recorded = self.store.get_meta("embedding_model")
+        current = f"{self.embedder.name}|{self.embedder.dimension}"
+        if recorded is not None and recorded != current:
+            log.warning("the embedding model changed (%s -> %s): re-embedding every passage", recorded, current)
+            self.store.clear_vectors()
+            self._vectors_path.unlink(missing_ok=True)
+        if recorded != current:
+            self.store.set_meta("embedding_model", current)
+
+    def _reconcile(self) -> bool:
+        """Make the FAISS index hold exactly SQLite's passages; True when it changed."""
+        in_db = self.store.passage_ids()
+        in_index = self.vectors.ids()
+        missing = np.setdiff1d(in_db, in_index, assume_unique=True)
+        stale = np.setdiff1d(in_index, in_db, assume_unique=True)
+        if len(stale):
+            log.warning("removing %d vectors whose passages are gone", len(stale))
+            self.vectors.remove(stale)
+        if len(missing):
+            log.warning("restoring %d passage vectors missing from the index", len(missing))
+            ids, matrix, lacking = self.store.vectors(missing, self.embedder.dimension)
+            self.vectors.add(ids, matrix)
+            if lacking:
+                bodies = self.store.passage_bodies(lacking)
+                order = list(bodies)
+                fresh = self.embedder.embed([bodies[i] for i in order], show_progress=len(order) > 1000)
+                self.store.set_vectors(order, fresh)
+                self.vectors.add(order, fresh)
+        return bool(len(stale) or len(missing))
+
+    def refresh(self) -> None:
+        """Pick up changes another process committed since we last looked."""
+        version = self.store.data_version()
+        if version != self._seen_version:
+            with self._write_lock:
+                self._reconcile()
+                self._seen_version = version
+
+    # -- adding -------------------------------------------------------------------------------------
+    def add_draft(self, draft: ArticleDraft, added_by: str = "cli", source: str | None = None) -> AddResult:
+        """Store one article unless it is already there; a changed article with the same URL/title replaces it."""
+        source = source or draft.url or draft.title
+        words = len(draft.text.split())
+        if not draft.text.strip():
+            return AddResult(source, "failed", message="The article has no text.")
+        if words < self.settings.library.min_article_words:
+            return AddResult(source, "failed", message=(
+                f"Too little text to be an article ({words} words; at least "
+                f"{self.settings.library.min_article_words} are needed)."))
+        identity, digest = identity_key(draft), content_hash(draft.text)
+        duplicate = self._duplicate_of(identity, digest)
+        if duplicate is not None:
+            return duplicate_result(source, self.store.get_article(duplicate))
+        passages = self.chunker.chunk(draft.title, draft.text)
+        bodies = [embedding_input(draft.title, p.text, self.settings.chunking.title_prefix) for p in passages]
+        vectors = self.embedder.embed(bodies)
+        with self._writing():
+            duplicate = self._duplicate_of(identity, digest)  # another writer may have been quicker
+            if duplicate is not None:
+                return duplicate_result(source, self.store.get_article(duplicate))
+            existing = self.store.find_by_identity(identity)
+            replace_id = int(existing["id"]) if existing is not None else None
+            article_id, new_ids, removed = self.store.save_article(
+                draft, identity=identity, digest=digest, added_by=added_by,
+                spans=[(p.start, p.end) for p in passages], bodies=bodies, vectors=vectors, replace_id=replace_id)
+            self.vectors.remove(removed)
+            self.vectors.add(new_ids, vectors)
+            self.vectors.save(self._vectors_path)
+        article = self.store.get_article(article_id)
+        status = "replaced" if replace_id is not None else "added"
+        return AddResult(source, status, article, len(new_ids),
+                         f"{'Updated' if replace_id else 'Added'} “{draft.title}” ({len(new_ids)} passages).")
+
+    def _duplicate_of(self, identity: str, digest: str) -> int | None:
+        """The id of a stored article with the same text (whatever its URL), else None."""
+        existing = self.store.find_by_identity(identity)
+        if existing is not None and existing["content_hash"] == digest:
+            return int(existing["id"])
+        return self.store.find_by_hash(digest)
+
+    def add_text(self, text: str, *, title: str | None = None, url: str | None = None, published: object = None,
+                 source_name: str | None = None, added_by: str = "cli") -> AddResult:
+        """Pasted text; without a title its first line is the title."""
+        if not text.strip():
+            return AddResult("text", "failed", message="The text is empty.")
+        draft = from_plain_text(text, title=title, url=url, published=published, source=source_name)
+        return self.add_draft(draft, added_by, source=draft.title)
+
+    def add_bytes(self, data: bytes, name: str, *, added_by: str = "cli", url: str | None = None) -> AddResult:
+        """An uploaded or read file (.txt, .md, .html)."""
+        safe_name = os.path.basename(name.replace("\\", "/")) or "file"
+        limit = self.settings.library.max_file_bytes
+        if len(data) > limit:
+            return AddResult(safe_name, "failed", message=(
+                f"{safe_name} is too large ({len(data):,} bytes; the limit is {limit:,})."))
+        if not data.strip():
+            return AddResult(safe_name, "failed", message=f"{safe_name} is empty.")
+        try:
+            draft = from_bytes_named(data, safe_name, url=url)
+        except IngestError as exc:
+            return AddResult(safe_name, "failed", message=str(exc))
+        return self.add_draft(draft, added_by, source=safe_name)
+
+    def add_file(self, path: Path, *, added_by: str = "cli") -> AddResult:
+        name = path.name
+        try:
+            size = path.stat().st_size
+            if size > self.settings.library.max_file_bytes:
+                return AddResult(name, "failed", message=(
+                    f"{name} is too large ({size:,} bytes; the limit is {self.settings.library.max_file_bytes:,})."))
+            data = path.read_bytes()
+        except IsADirectoryError:
+            return AddResult(name, "failed", message=f"{path} is a folder; name the files in it.")
+        except FileNotFoundError:
+            return AddResult(str(path), "failed", message=f"{path} does not exist.")
+        except OSError as exc:
+            return AddResult(name, "failed", message=f"{path} cannot be read ({exc.strerror or exc}).")
+        return self.add_bytes(data, name, added_by=added_by)
+
+    def add_url(self, url: str, *, added_by: str = "cli") -> AddResult:
+        try:
+            download = fetch(url, self.settings.fetch, self.settings.library.max_file_bytes)
+            suffix = ".txt" if download.content_type in {"text/plain", "text/markdown"} else ".html"
+            draft = from_bytes_named(download.content, "page" + suffix, url=download.url)
+        except IngestError as exc:
+            return AddResult(url, "failed", message=str(exc))
+        return self.add_draft(draft, added_by, source=url)
+
+    def add_sources(self, sources: Iterable[str], *, added_by: str = "cli",
+                    progress: bool = False) -> Iterator[AddResult]:
+        """Add paths and URLs one by one (a folder adds the supported files in it)."""
+        items = list(expand_sources(sources))
+        for item in tqdm(items, desc="adding", unit="article", disable=not progress or len(items) < 2):
+            if item.startswith(("http://", "https://")):
+                yield self.add_url(item, added_by=added_by)
+            else:
+                yield self.add_file(Path(item), added_by=added_by)
+
+    # -- removing, reading --------------------------------------------------------------------------
+    def remove(self, article_id: int) -> Article | None:
+        """Delete an article with its passages and vectors; None when there is no such article."""
+        with self._writing():
+            article = self.store.get_article(article_id)
+            if article is None:
+                return None
+            removed = self.store.delete_article(article_id)
+            self.vectors.remove(removed)
+            self.vectors.save(self._vectors_path)
+        return article
+
+    def get_article(self, article_id: int) -> Article | None:
+        return self.store.get_article(article_id)
+
+    def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
+        return self.store.list_articles(offset, limit)
+
+    def count_articles(self) -> int:
+        return self.store.count_articles()
+
+    def stats(self) -> LibraryStats:
+        return LibraryStats(
+            articles=self.store.count_articles(), passages=self.store.count_passages(), vectors=len(self.vectors),
+            newest=_to_date(self.store.newest_date()), database_bytes=self.store.file_size(),
+            index_bytes=self._vectors_path.stat().st_size if self._vectors_path.exists() else 0,
+            model=self.embedder.name, data_dir=self.data_dir)
+
+    def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
+               limit: int | None = None) -> Answer:
+        self.refresh()
+        return self.searcher.search(question, k=k, now=now, limit=limit)
+
+
+class _WriteGuard:
+    """Holds the in-process write lock and the data directory's file lock."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+
+    def __enter__(self) -> None:
+        self.library._write_lock.acquire()
+        try:
+            self.library._file_lock.acquire()
+        except Timeout:
+            self.library._write_lock.release()
+            raise LibraryBusy(
+                f"The library in {self.library.data_dir} is being changed by another process "
+                f"(waited {self.library.settings.library.lock_timeout:g} s); try again in a moment.") from None
+        # Another process may have written since we last looked.
+        if hasattr(self.library, "_seen_version"):
+            self.library.refresh()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.library._seen_version = self.library.store.data_version()
+        finally:
+            self.library._file_lock.release()
+            self.library._write_lock.release()
+
+
+def duplicate_result(source: str, article: Article | None) -> AddResult:
+    title = article.title if article else "an existing article"
+    ref = f" (#{article.id})" if article else ""
+    return AddResult(source, "duplicate", article, article.passage_count if article else 0,
+                     f"Already in the library: “{title}”{ref}; skipped.")
+
+
+def expand_sources(sources: Iterable[str]) -> Iterator[str]:
+    """Paths and URLs as given, with each folder replaced by the supported files below it."""
+    for source in sources:
+        path = Path(source)
+        if not source.startswith(("http://", "https://")) and path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES - {""}:
+                    yield str(child)
+        else:
+            yield source
+
+
+def _to_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+

@@ -1,0 +1,166 @@
+"""Hybrid search: dense (FAISS) and BM25 (FTS5) candidates fused by reciprocal rank, a soft recency
+prior, near-duplicate removal, the best-answering sentence of each passage, and the refusal rule."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+
+import numpy as np
+
+from .articles import Article
+from .chunking import split_sentences
+from .config import SearchSettings
+from .embedding import Embedder
+from .store import Store, fts_query
+from .vectors import VectorIndex
+
+_WORDS = re.compile(r"\w+", re.UNICODE)
+# Share of the recency bonus given to an article whose date is unknown.
+UNDATED_RECENCY_SHARE = 0.5
+# Weight of the keyword overlap beside cosine similarity when choosing a passage's best sentence.
+SENTENCE_OVERLAP_WEIGHT = 0.3
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage with its article and why it ranked."""
+
+    passage_id: int
+    article: Article
+    text: str
+    start: int
+    end: int
+    score: float
+    dense_score: float
+    dense_rank: int | None
+    lexical_rank: int | None
+    best_sentence: tuple[int, int] | None = None  # span within ``text``
+
+    @property
+    def best_sentence_text(self) -> str | None:
+        return self.text[self.best_sentence[0]:self.best_sentence[1]] if self.best_sentence else None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Ranked passages for a question, and whether they are good enough to answer it."""
+
+    question: str
+    hits: list[Hit] = field(default_factory=list)
+    answered: bool = False
+
+    @property
+    def closest(self) -> Article | None:
+        """The article nearest to the question, also when the question is not answered."""
+        return self.hits[0].article if self.hits else None
+
+
+def recency_bonus(published: date | None, now: date, weight: float, days: float) -> float:
+    """Soft preference for recent articles: full weight today, fading with age; nothing for later dates."""
+    if weight <= 0:
+        return 0.0
+    if published is None:
+        return weight * UNDATED_RECENCY_SHARE
+    age = (now - published).days
+    if age < 0:
+        return 0.0
+    return weight * math.exp(-age / days)
+
+
+class HybridSearcher:
+    """Strategy fixed at construction: which store, vectors, model and weights to use."""
+
+    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, settings: SearchSettings) -> None:
+        self.store = store
+        self.vectors = vectors
+        self.embedder = embedder
+        self.settings = settings
+
+    def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
+               limit: int | None = None) -> Answer:
+        """The best ``limit`` passages (default 3·k) for the question, best first."""
+        s = self.settings
+        k = k or s.k
+        limit = limit or 3 * k
+        question = question.strip()
+        if not question:
+            return Answer(question)
+        today = now.date() if isinstance(now, datetime) else (now or datetime.now(timezone.utc).date())
+        query_vector = self.embedder.embed_one(question)
+
+        dense = self.vectors.search(query_vector, s.candidates)
+        lexical = self.store.lexical_search(question, s.candidates)
+        dense_rank = {pid: rank for rank, (pid, _) in enumerate(dense, 1)}
+        lexical_rank = {pid: rank for rank, (pid, _) in enumerate(lexical, 1)}
+        candidates = list(dict.fromkeys([pid for pid, _ in dense] + [pid for pid, _ in lexical]))
+        if not candidates:
+            return Answer(question)
+        rows = self.store.get_passages(candidates)
+        articles = self.store.get_articles([row.article_id for row in rows.values()])
+
+        scored: list[tuple[float, int]] = []
+        for pid in candidates:
+            row = rows.get(pid)
+            if row is None or row.article_id not in articles:
+                continue  # removed by another process since the vectors were loaded
+            score = 0.0
+            if pid in dense_rank:
+                score += s.dense_weight / (s.rrf_k + dense_rank[pid])
+            if pid in lexical_rank:
+                score += s.lexical_weight / (s.rrf_k + lexical_rank[pid])
+            score += recency_bonus(articles[row.article_id].published, today, s.recency_weight, s.recency_days)
+            scored.append((score, pid))
+        scored.sort(key=lambda item: -item[0])
+
+        chosen = self._drop_near_duplicates([pid for _, pid in scored], limit)
+        chosen_vectors = self.vectors.reconstruct(chosen)
+        cosines = chosen_vectors @ query_vector if len(chosen) else np.zeros(0)
+        score_of = {pid: score for score, pid in scored}
+        hits = [
+            Hit(passage_id=pid, article=articles[rows[pid].article_id], text=rows[pid].text, start=rows[pid].start,
+                end=rows[pid].end, score=score_of[pid], dense_score=float(cos), dense_rank=dense_rank.get(pid),
+                lexical_rank=lexical_rank.get(pid))
+            for pid, cos in zip(chosen, cosines)
+        ]
+        answered = bool(hits) and max(hit.dense_score for hit in hits[:k]) >= s.min_dense_score
+        return Answer(question, self.mark_best_sentences(question, query_vector, hits), answered)
+
+    def _drop_near_duplicates(self, ranked: list[int], limit: int) -> list[int]:
+        """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets)."""
+        kept: list[int] = []
+        kept_vectors: list[np.ndarray] = []
+        for pid in ranked:
+            vector = self.vectors.reconstruct([pid])[0]
+            if any(float(vector @ other) >= self.settings.dedup_similarity for other in kept_vectors):
+                continue
+            kept.append(pid)
+            kept_vectors.append(vector)
+            if len(kept) >= limit:
+                break
+        return kept
+
+    def mark_best_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Hit]:
+        """Set each hit's best sentence: closest in meaning to the question, helped by shared keywords."""
+        if not hits:
+            return hits
+        spans_per_hit = [split_sentences(hit.text) for hit in hits]
+        sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
+        vectors = self.embedder.embed(sentences)
+        keywords = set((fts_query(question) or "").replace('"', "").split(" OR "))
+        marked: list[Hit] = []
+        offset = 0
+        for hit, spans in zip(hits, spans_per_hit):
+            best, best_score = None, -math.inf
+            for i, span in enumerate(spans):
+                words = set(_WORDS.findall(hit.text[span.start:span.end].casefold()))
+                overlap = len(words & keywords) / max(1, len(keywords))
+                score = float(vectors[offset + i] @ query_vector) + SENTENCE_OVERLAP_WEIGHT * overlap
+                if score > best_score:
+                    best, best_score = (span.start, span.end), score
+            offset += len(spans)
+            marked.append(replace(hit, best_sentence=best))
+        return marked
+

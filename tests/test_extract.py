@@ -1,0 +1,52 @@
+from datetime import date
+
+import pytest
+
+from index.extract import IngestError, from_bytes_named, from_markdown, from_plain_text
+
+ARTICLE_HTML = """<!doctype html><html><head><title>Port strike ends after nine days | Harbour Times</title>
+<meta property="og:title" content="Port strike ends after nine days">
+<meta property="og:site_name" content="Harbour Times">
+<meta name="author" content="Jo Reporter">
+<meta property="article:published_time" content="2024-03-05T10:00:00Z"></head>
+<body><nav><a href="/">Home</a> | <a href="/sport">Sport</a> | <a href="/weather">Weather</a></nav>
+<article><h1>Port strike ends after nine days</h1>
+<p>Dock workers at the northern port voted on Tuesday to accept a new pay offer, ending a strike that had
+stranded more than two hundred containers and delayed deliveries of fruit and car parts across the region.</p>
+<p>The union said the agreement raises wages by seven percent this year and a further four percent next year,
+and adds a new rule on rest breaks for crane operators working night shifts.</p>
+<p>Shipping companies said it would take about a week to clear the backlog of vessels waiting offshore.</p>
+</article><footer>Subscribe to our newsletter. Cookie settings. Contact us.</footer></body></html>"""
+
+
+def test_html_main_text_and_metadata() -> None:
+    draft = from_bytes_named(ARTICLE_HTML.encode(), "strike.html")
+    assert draft.title == "Port strike ends after nine days"
+    assert draft.published == date(2024, 3, 5)
+    assert "seven percent" in draft.text
+    assert "Subscribe to our newsletter" not in draft.text and "Weather" not in draft.text
+
+
+def test_markdown_front_matter_and_markup_removed() -> None:
+    draft = from_markdown("---\ntitle: A & B\ndate: 2020-01-02\nsource: Wire\nurl: https://example.org/a\n---\n\n"
+                          "Some **bold** text with a [link](https://x.test).\n\n## Sub\n\nMore < text.")
+    assert (draft.title, draft.published, draft.source, draft.url) == ("A & B", date(2020, 1, 2), "Wire", "https://example.org/a")
+    assert draft.text == "Some bold text with a link.\n\nSub\n\nMore < text."
+
+
+def test_plain_text_first_line_is_the_title() -> None:
+    draft = from_plain_text("Headline here\n\nBody line one.\nBody line two.")
+    assert draft.title == "Headline here"
+    assert draft.text == "Body line one.\nBody line two."
+
+
+def test_binary_and_unsupported_files_are_refused() -> None:
+    with pytest.raises(IngestError, match="binary"):
+        from_bytes_named(b"\x89PNG\r\n\x1a\n\x00\x00\x00", "picture.txt")
+    with pytest.raises(IngestError, match="unsupported file type"):
+        from_bytes_named(b"%PDF-1.4", "paper.docx")
+
+
+def test_latin1_text_is_decoded() -> None:
+    draft = from_bytes_named("Café news\n\nThe café reopened on Friday after a long renovation.".encode("latin-1"), "cafe.txt")
+    assert draft.title == "Café news"

@@ -135,18 +135,25 @@ class ChatService:
         """Add URLs one by one (the caller reports progress); nothing for non-admins."""
         if not self.is_admin(user_id):
             return
-        for url in urls:
-            yield self.library.add_url(url, added_by=added_by)
+        try:
+            for url in urls:
+                yield self.library.add_url(url, added_by=added_by)
+        finally:
+            self.library.flush()
 
     def add_text(self, user_id: int | None, text: str, added_by: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        return Reply(add_summary_html([self.library.add_text(text, added_by=added_by)]))
+        result = self.library.add_text(text, added_by=added_by)
+        self.library.flush()
+        return Reply(add_summary_html([result]))
 
     def add_document(self, user_id: int | None, data: bytes, file_name: str, added_by: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        return Reply(add_summary_html([self.library.add_bytes(data, file_name, added_by=added_by)]))
+        result = self.library.add_bytes(data, file_name, added_by=added_by)
+        self.library.flush()
+        return Reply(add_summary_html([result]))
 
     def remove(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
@@ -155,6 +162,7 @@ class ChatService:
         if len(ids) != 1 or not ids[0].isdigit():
             return Reply("Usage: /remove ID — the article's number as shown by /list, e.g. <code>/remove 12</code>.")
         article = self.library.remove(int(ids[0]))
+        self.library.flush()
         if article is None:
             return Reply(f"There is no article #{int(ids[0])}. See /list.")
         return Reply(f"Removed {render.article_line(article)} (#{article.id}, {article.passage_count} passages).")

@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 class LibrarySettings:
     data_dir: Path = Path("data")
     lock_timeout: float = 10.0
+    index_save_seconds: float = 5.0
     max_file_bytes: int = 10_000_000
     min_article_words: int = 30
 

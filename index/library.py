@@ -3,15 +3,19 @@
 SQLite holds the truth (articles, passages, their vectors, the keyword index), each change in one
 transaction. The FAISS file is a copy of the vectors that is saved atomically after each change and
 checked against SQLite on start-up and whenever another process has written: missing vectors are
-added back (re-embedded if SQLite lacks them too), stale ones removed. Writers hold a file lock, so a
+added back (re-embedded if SQLite lacks them too), stale ones removed. Because SQLite already holds
+every vector, saving the index may wait a few seconds (``library.index_save_seconds``) so that bulk
+adds do not rewrite it once per article; a crash in between costs only a quick repair. Writers hold a file lock, so a
 second process waits (up to ``library.lock_timeout``) or is refused with a clear message.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -81,6 +85,8 @@ class Library:
                                    thread_local=False)
         self._write_lock = threading.RLock()
         self._vectors_path = self.data_dir / VECTORS_FILE
+        self._unsaved_changes = 0
+        self._last_save = -math.inf
         self.store = Store(self.data_dir / DATABASE_FILE)
         self.vectors = VectorIndex(self.embedder.dimension)
         with self._writing():
@@ -88,13 +94,31 @@ class Library:
             self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension) \
                 or VectorIndex(self.embedder.dimension)
             if self._reconcile():
-                self.vectors.save(self._vectors_path)
+                self._save_vectors()
         self._seen_version = self.store.data_version()
         self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search)
 
     # -- life cycle ---------------------------------------------------------------------------------
     def close(self) -> None:
+        self.flush()
         self.store.close()
+
+    def flush(self) -> None:
+        """Write the vector index to disk if it has changes not yet saved."""
+        if self._unsaved_changes:
+            with self._writing():
+                self._save_vectors()
+
+    def _save_vectors(self) -> None:
+        self.vectors.save(self._vectors_path)
+        self._unsaved_changes = 0
+        self._last_save = time.monotonic()
+
+    def _vectors_changed(self) -> None:
+        """Save the index now, or later if it was saved moments ago (SQLite already holds every change)."""
+        self._unsaved_changes += 1
+        if time.monotonic() - self._last_save >= self.settings.library.index_save_seconds:
+            self._save_vectors()
 
     def __enter__(self) -> "Library":
         return self
@@ -174,7 +198,7 @@ class Library:
                 spans=[(p.start, p.end) for p in passages], bodies=bodies, vectors=vectors, replace_id=replace_id)
             self.vectors.remove(removed)
             self.vectors.add(new_ids, vectors)
-            self.vectors.save(self._vectors_path)
+            self._vectors_changed()
         article = self.store.get_article(article_id)
         status = "replaced" if replace_id is not None else "added"
         return AddResult(source, status, article, len(new_ids),
@@ -239,11 +263,14 @@ class Library:
                     progress: bool = False) -> Iterator[AddResult]:
         """Add paths and URLs one by one (a folder adds the supported files in it)."""
         items = list(expand_sources(sources))
-        for item in tqdm(items, desc="adding", unit="article", disable=not progress or len(items) < 2):
-            if item.startswith(("http://", "https://")):
-                yield self.add_url(item, added_by=added_by)
-            else:
-                yield self.add_file(Path(item), added_by=added_by)
+        try:
+            for item in tqdm(items, desc="adding", unit="article", disable=not progress or len(items) < 2):
+                if item.startswith(("http://", "https://")):
+                    yield self.add_url(item, added_by=added_by)
+                else:
+                    yield self.add_file(Path(item), added_by=added_by)
+        finally:
+            self.flush()
 
     # -- removing, reading --------------------------------------------------------------------------
     def remove(self, article_id: int) -> Article | None:
@@ -254,7 +281,7 @@ class Library:
                 return None
             removed = self.store.delete_article(article_id)
             self.vectors.remove(removed)
-            self.vectors.save(self._vectors_path)
+            self._vectors_changed()
         return article
 
     def get_article(self, article_id: int) -> Article | None:

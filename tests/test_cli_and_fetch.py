@@ -1,0 +1,115 @@
+"""The command line as a user runs it, and adding articles from a web server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from index.library import Library
+from tests.test_extract import ARTICLE_HTML
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class _Pages(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int, str, bytes]] = {
+        "/story": (200, "text/html; charset=utf-8", ARTICLE_HTML.encode()),
+        "/story?utm_source=feed": (200, "text/html; charset=utf-8", ARTICLE_HTML.encode()),
+        "/image": (200, "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100),
+        "/menu": (200, "text/html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>"),
+        "/big": (200, "text/html", b"<p>" + b"a" * 2_000_000 + b"</p>"),
+    }
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/moved":
+            self.send_response(301)
+            self.send_header("Location", "/story")
+            self.end_headers()
+            return
+        status, content_type, body = self.routes.get(self.path, (404, "text/html", b"not found"))
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_add_from_urls_with_clear_errors(library: Library, site: str) -> None:
+    ok = library.add_url(f"{site}/story")
+    assert ok.status == "added", ok.message
+    assert ok.article.title == "Port strike ends after nine days" and ok.article.url == f"{site}/story"
+    assert library.add_url(f"{site}/story?utm_source=feed").status == "duplicate"
+    assert library.add_url(f"{site}/moved").status == "duplicate"
+    failures = {
+        "404": library.add_url(f"{site}/missing"),
+        "not a page": library.add_url(f"{site}/image"),
+        "no article": library.add_url(f"{site}/menu"),
+        "not a url": library.add_url("ftp://example.org/x"),
+        "unreachable": library.add_url("http://127.0.0.1:9/"),
+    }
+    assert "404" in failures["404"].message
+    assert "not a web page" in failures["not a page"].message
+    assert "could not be reached" in failures["unreachable"].message
+    assert all(r.status == "failed" and r.message for r in failures.values())
+    assert library.count_articles() == 1
+
+
+def test_oversized_download_is_refused(library: Library, site: str) -> None:
+    small = library.settings.replace("library", max_file_bytes=100_000)
+    limited = Library(small, embedder=library.embedder)
+    try:
+        result = limited.add_url(f"{site}/big")
+        assert result.status == "failed" and "too large" in result.message
+    finally:
+        limited.close()
+
+
+def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NEWSBOT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "index", *args], cwd=PROJECT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_add_search_list_remove_stats(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    added = _cli("add", "--samples", data_dir=data_dir)
+    assert added.returncode == 0, added.stderr
+    assert "7 added" in added.stdout
+    again = _cli("add", "--samples", str(tmp_path / "missing.md"), data_dir=data_dir)
+    assert again.returncode == 1 and "7 duplicate" in again.stdout and "does not exist" in again.stdout
+    found = _cli("search", "what did the UN Security Council say?", data_dir=data_dir)
+    assert found.returncode == 0 and found.stdout.startswith("1. UN Security Council condemns")
+    assert ">> " in found.stdout and "condemned" in found.stdout
+    listing = _cli("list", "--limit", "2", data_dir=data_dir)
+    assert "#7" in listing.stdout and "1-2 of 7" in listing.stdout
+    removed = _cli("remove", "2", "99", data_dir=data_dir)
+    assert removed.returncode == 1 and "removed" in removed.stdout and "no such article" in removed.stderr
+    stats = _cli("stats", data_dir=data_dir)
+    assert "articles:       6" in stats.stdout
+    text = _cli("add", "--text", "Short", data_dir=data_dir)
+    assert text.returncode == 1 and "Too little text" in text.stdout
+    empty = _cli("search", "  ", data_dir=data_dir)
+    assert empty.returncode == 2 and "empty" in empty.stderr

@@ -25,6 +25,12 @@ class ResultCache:
                 self._entries.popitem(last=False)
         return token
 
+    def update(self, chat_id: int, token: str, answer: Answer) -> None:
+        """Replace a kept answer (e.g. with more sentences marked); a token that expired stays gone."""
+        with self._lock:
+            if (chat_id, token) in self._entries:
+                self._entries[(chat_id, token)] = answer
+
     def get(self, chat_id: int, token: str) -> Answer | None:
         with self._lock:
             answer = self._entries.get((chat_id, token))

@@ -81,6 +81,9 @@ class ChatService:
         answer = self.results.get(chat_id, token)
         if answer is None or page < 0:
             return [EXPIRED]
+        k = self.settings.search.k
+        answer = self.library.mark_hits(answer, page * k, (page + 1) * k)
+        self.results.update(chat_id, token, answer)
         return self._page(answer, token, page)
 
     def sources(self, chat_id: int, token: str) -> Reply:

@@ -53,7 +53,7 @@ class Embedder:
         if not texts:
             return []
         encoded = self._tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                                  return_attention_mask=False, return_token_type_ids=False)
+                                  return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:

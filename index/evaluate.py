@@ -114,12 +114,14 @@ def evaluate(library: Library, questions: Sequence[dict], use_dates: bool = True
     for q in tqdm(questions, desc="questions", unit="q", disable=not sys.stderr.isatty()):
         answers = q["answer_texts"]
         started = time.perf_counter()
-        answer = library.search(q["question"], k=10, limit=10, now=parse_date(q.get("date")) if use_dates else None)
+        # as the bot asks: k passages on the first page (marked), the rest ranked for the metrics
+        answer = library.search(q["question"], k=library.settings.search.k, limit=max(CUTOFFS),
+                                now=parse_date(q.get("date")) if use_dates else None)
         elapsed = (time.perf_counter() - started) * 1000
         passage_rank = next((i for i, h in enumerate(answer.hits, 1) if contains_answer(h.text, answers)), None)
         sentence_ok = None
         if passage_rank is not None:
-            hit = answer.hits[passage_rank - 1]
+            hit = library.mark_hits(answer, passage_rank - 1, passage_rank).hits[passage_rank - 1]
             sentence_ok = contains_answer(hit.best_sentence_text or "", answers)
         articles: list = []
         for hit in answer.hits:

@@ -301,9 +301,14 @@ class Library:
             model=self.embedder.name, data_dir=self.data_dir)
 
     def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
-               limit: int | None = None) -> Answer:
+               limit: int | None = None, mark: int | None = None) -> Answer:
+        """Ranked passages for a question; see HybridSearcher.search."""
         self.refresh()
-        return self.searcher.search(question, k=k, now=now, limit=limit)
+        return self.searcher.search(question, k=k, now=now, limit=limit, mark=mark)
+
+    def mark_hits(self, answer: Answer, start: int, stop: int) -> Answer:
+        """Mark the best sentences of more hits of an answer (for later pages)."""
+        return self.searcher.mark_hits(answer, start, stop)
 
 
 class _WriteGuard:

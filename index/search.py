@@ -51,6 +51,7 @@ class Answer:
     question: str
     hits: list[Hit] = field(default_factory=list)
     answered: bool = False
+    query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def closest(self) -> Article | None:
@@ -80,8 +81,9 @@ class HybridSearcher:
         self.settings = settings
 
     def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
-               limit: int | None = None) -> Answer:
-        """The best ``limit`` passages (default 3·k) for the question, best first."""
+               limit: int | None = None, mark: int | None = None) -> Answer:
+        """The best ``limit`` passages (default 3·k) for the question, best first; the first ``mark``
+        (default k) have their best sentence marked, the others when they are shown (``mark_hits``)."""
         s = self.settings
         k = k or s.k
         limit = limit or 3 * k
@@ -126,7 +128,19 @@ class HybridSearcher:
             for pid, cos in zip(chosen, cosines)
         ]
         answered = bool(hits) and max(hit.dense_score for hit in hits[:k]) >= s.min_dense_score
-        return Answer(question, self.mark_best_sentences(question, query_vector, hits), answered)
+        answer = Answer(question, hits, answered, query_vector)
+        return self.mark_hits(answer, 0, k if mark is None else mark)
+
+    def mark_hits(self, answer: Answer, start: int, stop: int) -> Answer:
+        """The answer with the best sentences of ``hits[start:stop]`` marked."""
+        todo = [i for i in range(start, min(stop, len(answer.hits))) if answer.hits[i].best_sentence is None]
+        if not todo or answer.query_vector is None:
+            return answer
+        marked = self.mark_best_sentences(answer.question, answer.query_vector, [answer.hits[i] for i in todo])
+        hits = list(answer.hits)
+        for i, hit in zip(todo, marked):
+            hits[i] = hit
+        return replace(answer, hits=hits)
 
     def _drop_near_duplicates(self, ranked: list[int], limit: int) -> list[int]:
         """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets)."""

@@ -116,7 +116,7 @@ class Console:
     def add_file(self, argument: str) -> list[Reply]:
         path = Path(argument.strip()).expanduser()
         if not argument.strip():
-            return [Reply("Usage: /file PATH (a .txt, .md or .html file)")]
+            return [Reply("Usage: /file PATH (a .txt, .md, .html or .pdf file)")]
         try:
             data = path.read_bytes()
         except OSError as exc:

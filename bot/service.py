@@ -126,7 +126,7 @@ class ChatService:
                 "<b>Admin commands</b>",
                 "/add URL … — add articles from the web",
                 "/add followed by pasted text — add it as an article (first line is the title)",
-                "Send a .txt, .md or .html file — add it as an article",
+                "Send a .txt, .md, .html or .pdf file — add it as an article",
                 "/remove ID — remove an article",
                 "/list — list the articles, newest first",
                 "/stats — library size and model",

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     add = commands.add_parser("add", help="add files, folders or URLs (or --text)")
-    add.add_argument("sources", nargs="*", help="paths (.txt, .md, .html), folders, or http(s) URLs")
+    add.add_argument("sources", nargs="*", help="paths (.txt, .md, .html, .pdf), folders, or http(s) URLs")
     add.add_argument("--text", help="article text to add; its first line is the title unless --title is given")
     add.add_argument("--title")
     add.add_argument("--url")

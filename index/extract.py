@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -9,15 +10,18 @@ import frontmatter
 import trafilatura
 from charset_normalizer import from_bytes
 from markdown_it import MarkdownIt
+from pypdf import PdfReader
 
 from .articles import ArticleDraft, parse_date
 
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 TEXT_SUFFIXES = {".txt", ".text", ""}
-SUPPORTED_SUFFIXES = HTML_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES
+PDF_SUFFIXES = {".pdf"}
+SUPPORTED_SUFFIXES = HTML_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
 _MAX_TITLE_CHARS = 300
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_LINE_BREAK = re.compile(r"\s*\n\s*")
 _HTML_SNIFF = re.compile(rb"<(!doctype html|html|head|body|article|p)[\s>]", re.IGNORECASE)
 
 
@@ -135,12 +139,38 @@ def from_bytes_named(data: bytes, name: str, *, url: str | None = None) -> Artic
     if suffix not in SUPPORTED_SUFFIXES:
         supported = ", ".join(sorted(s for s in SUPPORTED_SUFFIXES if s))
         raise IngestError(f"{name}: unsupported file type {suffix!r}; send one of {supported}.")
+    if suffix in PDF_SUFFIXES or data.startswith(b"%PDF-"):
+        return from_pdf(data, name)
     text = decode_text(data, name)
     if suffix in HTML_SUFFIXES or (suffix in {"", ".txt"} and _HTML_SNIFF.search(data[:2048])):
         return from_html(text, url=url, fallback_title=stem)
     if suffix in MARKDOWN_SUFFIXES:
         return from_markdown(text, fallback_title=stem)
     return from_plain_text(text, url=url)
+
+
+def from_pdf(data: bytes, name: str) -> ArticleDraft:
+    """The text layer of a PDF (pypdf); the title from its metadata, else its first line."""
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise IngestError(f"{name} is an encrypted PDF; send an unprotected copy.")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        meta = reader.metadata
+        title = _str_or_none(meta.title) if meta else None
+        author = _str_or_none(meta.author) if meta else None
+    except IngestError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds for damaged files
+        raise IngestError(f"{name} is not a readable PDF ({type(exc).__name__}).") from None
+    text = _clean_lines("\n\n".join(pages))
+    if not text:
+        raise IngestError(f"{name} has no text layer (a scanned PDF?); OCR is not supported.")
+    if title is None:
+        title, text = _split_title(text)
+    # PDF lines are hard-wrapped: join lines within a paragraph.
+    text = "\n\n".join(_LINE_BREAK.sub(" ", para).strip() for para in text.split("\n\n"))
+    return ArticleDraft(title=title, text=text, author=author)
 
 
 def _str_or_none(value: object) -> str | None:

@@ -220,7 +220,7 @@ class Library:
         return self.add_draft(draft, added_by, source=draft.title)
 
     def add_bytes(self, data: bytes, name: str, *, added_by: str = "cli", url: str | None = None) -> AddResult:
-        """An uploaded or read file (.txt, .md, .html)."""
+        """An uploaded or read file (.txt, .md, .html, .pdf)."""
         safe_name = os.path.basename(name.replace("\\", "/")) or "file"
         limit = self.settings.library.max_file_bytes
         if len(data) > limit:

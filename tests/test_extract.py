@@ -50,3 +50,39 @@ def test_binary_and_unsupported_files_are_refused() -> None:
 def test_latin1_text_is_decoded() -> None:
     draft = from_bytes_named("Café news\n\nThe café reopened on Friday after a long renovation.".encode("latin-1"), "cafe.txt")
     assert draft.title == "Café news"
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    """A minimal one-page PDF with a text layer, written by hand (no PDF writer needed)."""
+    content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        " /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_pdf_text_layer_is_read() -> None:
+    draft = from_bytes_named(make_pdf(["Bridge reopens after repairs", "The old bridge reopened on Monday",
+                                       "after two years of repairs."]), "bridge.pdf")
+    assert draft.title == "Bridge reopens after repairs"
+    assert draft.text == "The old bridge reopened on Monday after two years of repairs."
+
+
+def test_damaged_and_textless_pdfs_are_refused() -> None:
+    with pytest.raises(IngestError, match="not a readable PDF"):
+        from_bytes_named(b"%PDF-1.4\nthis is not really a pdf", "broken.pdf")
+    with pytest.raises(IngestError, match="no text layer"):
+        from_bytes_named(make_pdf([]), "scan.pdf")

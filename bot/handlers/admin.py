@@ -48,7 +48,7 @@ async def on_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_replies(context, message.chat_id, [Reply(
             "Usage:\n/add URL [URL …] — add articles from the web\n"
             "/add followed by the article's text on the next lines — the first line is the title\n"
-            "or send a .txt, .md or .html file.")])
+            "or send a .txt, .md, .html or .pdf file.")])
         return
     await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
     if text is not None:

@@ -43,7 +43,7 @@ class EmbeddingSettings:
 
 @dataclass(frozen=True)
 class ChunkingSettings:
-    max_tokens: int = 128
+    max_tokens: int = 192
     overlap_tokens: int = 32
     title_prefix: bool = True
 

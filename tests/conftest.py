@@ -15,6 +15,7 @@ from index.config import Settings, load_settings  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
 from index.library import Library  # noqa: E402
 from index.samples import sample_paths  # noqa: E402
+from tests.web_pages import site  # noqa: E402,F401 - fixture
 
 
 @pytest.fixture(scope="session")

@@ -207,3 +207,15 @@ def test_token_never_appears_in_the_logs(bot: RunningBot) -> None:
     assert "ready" in log  # the bot did log
     assert bot.server.token not in log
     assert bot.server.token.split(":")[1] not in log
+
+
+def test_admin_adds_urls_with_progress_and_a_summary(bot: RunningBot, site: str) -> None:
+    bot.server.send_text(ADMIN, f"/add {site}/story {site}/missing {site}/story?utm_source=feed", user_id=ADMIN)
+    [progress] = bot.server.wait_for_messages(ADMIN, timeout=60)
+    final = bot.server.wait_until(
+        lambda: next((m for m in bot.server.messages(ADMIN) if m["message_id"] == progress["message_id"]
+                      and m["text"].startswith("Done")), None), timeout=120,
+        describe=lambda: str(bot.server.messages(ADMIN)[-1]))
+    assert "Port strike ends after nine days" in final["text"]
+    assert "404" in final["text"] and "Already in the library" in final["text"]
+    assert "1 added, 1 duplicate, 1 failed" in final["text"]

@@ -5,56 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 from index.library import Library
-from tests.test_extract import ARTICLE_HTML
 
 PROJECT = Path(__file__).resolve().parent.parent
-
-
-class _Pages(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, str, bytes]] = {
-        "/story": (200, "text/html; charset=utf-8", ARTICLE_HTML.encode()),
-        "/story?utm_source=feed": (200, "text/html; charset=utf-8", ARTICLE_HTML.encode()),
-        "/image": (200, "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100),
-        "/menu": (200, "text/html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>"),
-        "/big": (200, "text/html", b"<p>" + b"a" * 2_000_000 + b"</p>"),
-    }
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        if self.path == "/moved":
-            self.send_response(301)
-            self.send_header("Location", "/story")
-            self.end_headers()
-            return
-        status, content_type, body = self.routes.get(self.path, (404, "text/html", b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_add_from_urls_with_clear_errors(library: Library, site: str) -> None:

@@ -3,20 +3,7 @@ from datetime import date
 import pytest
 
 from index.extract import IngestError, from_bytes_named, from_markdown, from_plain_text
-
-ARTICLE_HTML = """<!doctype html><html><head><title>Port strike ends after nine days | Harbour Times</title>
-<meta property="og:title" content="Port strike ends after nine days">
-<meta property="og:site_name" content="Harbour Times">
-<meta name="author" content="Jo Reporter">
-<meta property="article:published_time" content="2024-03-05T10:00:00Z"></head>
-<body><nav><a href="/">Home</a> | <a href="/sport">Sport</a> | <a href="/weather">Weather</a></nav>
-<article><h1>Port strike ends after nine days</h1>
-<p>Dock workers at the northern port voted on Tuesday to accept a new pay offer, ending a strike that had
-stranded more than two hundred containers and delayed deliveries of fruit and car parts across the region.</p>
-<p>The union said the agreement raises wages by seven percent this year and a further four percent next year,
-and adds a new rule on rest breaks for crane operators working night shifts.</p>
-<p>Shipping companies said it would take about a week to clear the backlog of vessels waiting offshore.</p>
-</article><footer>Subscribe to our newsletter. Cookie settings. Contact us.</footer></body></html>"""
+from tests.web_pages import ARTICLE_HTML
 
 
 def test_html_main_text_and_metadata() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -110,8 +111,10 @@ class Console:
             return [self.service.add_text(CONSOLE_USER_ID, text, "console")]
         if not urls:
             return [Reply("Usage: /add URL [URL …]  or  /add Title\\nText of the article…  or  /file PATH")]
-        results = list(self.service.add_items(CONSOLE_USER_ID, urls, "console"))
-        return [Reply(add_summary_html(results))]
+        async def add_all() -> list:
+            return [result async for result in self.service.add_urls(CONSOLE_USER_ID, urls, "console")]
+
+        return [Reply(add_summary_html(asyncio.run(add_all())))]
 
     def add_file(self, argument: str) -> list[Reply]:
         path = Path(argument.strip()).expanduser()

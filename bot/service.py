@@ -5,13 +5,16 @@ block (search, embedding, disk) and are run off the event loop by the handlers."
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Iterable, Sequence
+from typing import AsyncIterator, Sequence
 
 from index.config import Settings
+from index.extract import IngestError
+from index.fetch import fetch
 from index.library import AddResult, Library
 from index.search import Answer
 
@@ -134,15 +137,21 @@ class ChatService:
         return Reply("\n".join(lines))
 
     # -- admin ----------------------------------------------------------------------------------------
-    def add_items(self, user_id: int | None, urls: Sequence[str], added_by: str) -> Iterable[AddResult]:
-        """Add URLs one by one (the caller reports progress); nothing for non-admins."""
+    async def add_urls(self, user_id: int | None, urls: Sequence[str], added_by: str) -> AsyncIterator[AddResult]:
+        """Download (on the event loop) and add (in a worker thread) URLs one by one; nothing for non-admins."""
         if not self.is_admin(user_id):
             return
+        settings = self.settings
         try:
             for url in urls:
-                yield self.library.add_url(url, added_by=added_by)
+                try:
+                    download = await fetch(url, settings.fetch, settings.library.max_file_bytes)
+                except IngestError as exc:
+                    yield AddResult(url, "failed", message=str(exc))
+                    continue
+                yield await asyncio.to_thread(self.library.add_download, download, added_by=added_by, source=url)
         finally:
-            self.library.flush()
+            await asyncio.to_thread(self.library.flush)
 
     def add_text(self, user_id: int | None, text: str, added_by: str) -> Reply:
         if not self.is_admin(user_id):

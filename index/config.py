@@ -66,6 +66,7 @@ class FetchSettings:
     timeout: float = 15.0
     max_redirects: int = 5
     user_agent: str = "news-answers-bot/0.1"
+    allow_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,9 @@ class Settings:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)})
 
 
-def coerce(value: Any, default: Any, where: str) -> Any:
-    """Turn a TOML or environment value into the type of the field's default."""
+def coerce(value: Any, default: Any, where: str, type_hint: str = "") -> Any:
+    """Turn a TOML or environment value into the type of the field's default (tuples: ints unless the
+    field is declared as a tuple of str)."""
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
@@ -121,7 +123,8 @@ def coerce(value: Any, default: Any, where: str) -> Any:
             return Path(value)
         if isinstance(default, tuple):
             items = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
-            return tuple(int(str(item).strip()) for item in items if str(item).strip())
+            convert = str if "str" in type_hint else int
+            return tuple(convert(str(item).strip()) for item in items if str(item).strip())
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: cannot use {value!r} ({exc})") from None
@@ -160,7 +163,7 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
             for alias, target in ENV_ALIASES.items():
                 if target == (name, key) and alias in env:
                     value = env[alias]
-            values[key] = coerce(value, default, f"[{name}] {key}")
+            values[key] = coerce(value, default, f"[{name}] {key}", str(key_field.type))
         sections[name] = dataclasses.replace(defaults, **values)
 
     settings = Settings(**sections)

@@ -58,7 +58,8 @@ def apply_overrides(settings: Settings, overrides: Sequence[str]) -> Settings:
         if not sep or not hasattr(settings, section) or not hasattr(getattr(settings, section), key):
             raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE with a known key")
         current = getattr(getattr(settings, section), key)
-        settings = settings.replace(section, **{key: coerce(value, current, name)})
+        hint = next(str(f.type) for f in dataclasses.fields(getattr(settings, section)) if f.name == key)
+        settings = settings.replace(section, **{key: coerce(value, current, name, hint)})
     return settings
 
 

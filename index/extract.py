@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import frontmatter
 import trafilatura
@@ -125,7 +126,7 @@ def from_html(html: str | bytes, *, url: str | None = None, fallback_title: str 
     return ArticleDraft(
         title=(document.title or fallback_title or "Untitled").strip(),
         text=_clean_lines(document.text),
-        url=url or _str_or_none(document.url),
+        url=_canonical_or(url, _str_or_none(document.url)),
         published=parse_date(document.date),
         source=_str_or_none(document.sitename or document.hostname),
         author=_str_or_none(document.author),
@@ -171,6 +172,17 @@ def from_pdf(data: bytes, name: str) -> ArticleDraft:
     # PDF lines are hard-wrapped: join lines within a paragraph.
     text = "\n\n".join(_LINE_BREAK.sub(" ", para).strip() for para in text.split("\n\n"))
     return ArticleDraft(title=title, text=text, author=author)
+
+
+def _canonical_or(fetched: str | None, canonical: str | None) -> str | None:
+    """The page's canonical link when it stays on the fetched site (a page may not claim another
+    site's address), else the address it was fetched from."""
+    if not canonical or not canonical.lower().startswith(("http://", "https://")):
+        return fetched
+    if fetched is None:
+        return canonical
+    site = lambda u: (urlsplit(u).hostname or "").removeprefix("www.")  # noqa: E731
+    return canonical if site(canonical) == site(fetched) else fetched
 
 
 def _str_or_none(value: object) -> str | None:

@@ -11,6 +11,7 @@ second process waits (up to ``library.lock_timeout``) or is refused with a clear
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ from .chunking import Chunker, embedding_input
 from .config import Settings
 from .embedding import Embedder
 from .extract import SUPPORTED_SUFFIXES, IngestError, from_bytes_named, from_plain_text
-from .fetch import fetch
+from .fetch import Download, fetch
 from .search import Answer, HybridSearcher
 from .store import Store
 from .vectors import VectorIndex
@@ -251,13 +252,21 @@ class Library:
         return self.add_bytes(data, name, added_by=added_by)
 
     def add_url(self, url: str, *, added_by: str = "cli") -> AddResult:
+        """Download a page (from synchronous code; async callers use fetch() and add_download())."""
         try:
-            download = fetch(url, self.settings.fetch, self.settings.library.max_file_bytes)
-            suffix = ".txt" if download.content_type in {"text/plain", "text/markdown"} else ".html"
-            draft = from_bytes_named(download.content, "page" + suffix, url=download.url)
+            download = asyncio.run(fetch(url, self.settings.fetch, self.settings.library.max_file_bytes))
         except IngestError as exc:
             return AddResult(url, "failed", message=str(exc))
-        return self.add_draft(draft, added_by, source=url)
+        return self.add_download(download, added_by=added_by, source=url)
+
+    def add_download(self, download: Download, *, added_by: str = "cli", source: str | None = None) -> AddResult:
+        """A downloaded page; its canonical link (if any) becomes the article's URL."""
+        source = source or download.url
+        try:
+            draft = from_bytes_named(download.content, download.file_name(), url=download.url)
+        except IngestError as exc:
+            return AddResult(source, "failed", message=str(exc))
+        return self.add_draft(draft, added_by, source=source)
 
     def add_sources(self, sources: Iterable[str], *, added_by: str = "cli",
                     progress: bool = False) -> Iterator[AddResult]:

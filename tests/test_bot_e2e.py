@@ -50,6 +50,7 @@ def bot(sample_library_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "NEWSBOT_ADMIN_IDS": str(ADMIN),
         "NEWSBOT_BOT_POLL_TIMEOUT": "1",
         "NEWSBOT_BOT_LIST_PAGE_SIZE": "3",
+        "NEWSBOT_FETCH_ALLOW_HOSTS": "127.0.0.1",
     }
     log_path = work / "bot.log"
     log_file = open(log_path, "w")

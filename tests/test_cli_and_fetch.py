@@ -6,13 +6,27 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
+import pytest
+
+from index.config import Settings
+from index.embedding import Embedder
 from index.library import Library
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def test_add_from_urls_with_clear_errors(library: Library, site: str) -> None:
+@pytest.fixture
+def web_library(settings: Settings, embedder: Embedder) -> Iterator[Library]:
+    """A library allowed to fetch from the test server on 127.0.0.1 (the SSRF guard refuses it otherwise)."""
+    allowed = settings.replace("fetch", allow_hosts=("127.0.0.1",))
+    with Library(allowed, embedder=embedder) as library:
+        yield library
+
+
+def test_add_from_urls_with_clear_errors(web_library: Library, site: str) -> None:
+    library = web_library
     ok = library.add_url(f"{site}/story")
     assert ok.status == "added", ok.message
     assert ok.article.title == "Port strike ends after nine days" and ok.article.url == f"{site}/story"
@@ -32,9 +46,9 @@ def test_add_from_urls_with_clear_errors(library: Library, site: str) -> None:
     assert library.count_articles() == 1
 
 
-def test_oversized_download_is_refused(library: Library, site: str) -> None:
-    small = library.settings.replace("library", max_file_bytes=100_000)
-    limited = Library(small, embedder=library.embedder)
+def test_oversized_download_is_refused(web_library: Library, site: str) -> None:
+    small = web_library.settings.replace("library", max_file_bytes=100_000)
+    limited = Library(small, embedder=web_library.embedder)
     try:
         result = limited.add_url(f"{site}/big")
         assert result.status == "failed" and "too large" in result.message

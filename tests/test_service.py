@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,10 @@ def test_non_admins_change_nothing(service: ChatService) -> None:
     for reply in [service.add_text(USER, text, "x"), service.add_document(USER, text.encode(), "a.txt", "x"),
                   service.remove(USER, "1"), service.list_page(USER, 0), service.stats(USER)]:
         assert "only the bot's admins" in reply.html
-    assert list(service.add_items(USER, ["https://example.org"], "x")) == []
+    async def add_as_user() -> list:
+        return [r async for r in service.add_urls(USER, ["https://example.org"], "x")]
+
+    assert asyncio.run(add_as_user()) == []
     assert service.library.count_articles() == before
     assert "/add" not in service.help(USER).html and "/add" in service.help(ADMIN).html
 

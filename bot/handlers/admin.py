@@ -58,8 +58,7 @@ async def on_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     progress = (await send_replies(context, message.chat_id, [Reply(f"Adding {len(urls)} article(s)…")],
                                    reply_to=message.message_id))[0]
     results = []
-    items = iter(service.add_items(user.id, urls, added_by(user)))
-    while (result := await asyncio.to_thread(next, items, None)) is not None:
+    async for result in service.add_urls(user.id, urls, added_by(user)):
         results.append(result)
         if len(results) < len(urls):
             await _edit_quietly(progress, Reply(add_summary_html(results, done=False, total=len(urls))))

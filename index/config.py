@@ -31,6 +31,7 @@ class LibrarySettings:
     index_save_seconds: float = 5.0
     max_file_bytes: int = 10_000_000
     min_article_words: int = 30
+    near_duplicate_threshold: float = 0.8
 
 
 @dataclass(frozen=True)

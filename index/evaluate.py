@@ -149,14 +149,15 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.replace("library", data_dir=Path(tmp))
         started = time.perf_counter()
         with Library(settings, embedder=embedder) as library:  # type: ignore[arg-type]
-            failed = 0
+            statuses: dict[str, int] = {}
             for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
-                failed += not library.add_draft(draft, added_by="eval").ok
+                status = library.add_draft(draft, added_by="eval").status
+                statuses[status] = statuses.get(status, 0) + 1
             build_seconds = time.perf_counter() - started
             stats = library.stats()
             results = evaluate(library, questions, use_dates=not args.no_dates)
     embedder.close()
-    print(f"dataset {dataset}: {len(drafts)} articles ({failed} not indexed), {stats.passages} passages,"
+    print(f"dataset {dataset}: {len(drafts)} articles ({statuses}), {stats.passages} passages,"
           f" {len(results)} questions")
     print(f"settings: chunking {dataclasses.asdict(settings.chunking)}; search {dataclasses.asdict(settings.search)}")
     print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses);"

@@ -32,6 +32,7 @@ from .config import Settings
 from .embedding import Embedder
 from .extract import SUPPORTED_SUFFIXES, IngestError, from_bytes_named, from_plain_text
 from .fetch import Download, fetch
+from .near_duplicates import NearDuplicateIndex, signature
 from .search import Answer, HybridSearcher
 from .store import Store
 from .vectors import VectorIndex
@@ -89,6 +90,8 @@ class Library:
         self._unsaved_changes = 0
         self._last_save = -math.inf
         self.store = Store(self.data_dir / DATABASE_FILE)
+        self.near_duplicates = NearDuplicateIndex(settings.library.near_duplicate_threshold)
+        self._load_signatures()
         self.vectors = VectorIndex(self.embedder.dimension)
         with self._writing():
             self._check_model()
@@ -162,12 +165,23 @@ class Library:
                 self.vectors.add(order, fresh)
         return bool(len(stale) or len(missing))
 
+    def _load_signatures(self) -> None:
+        """Bring the near-duplicate index in line with the articles in SQLite."""
+        stored = dict(self.store.signatures())
+        for article_id in set(self.near_duplicates.signatures()) - set(stored):
+            self.near_duplicates.remove(article_id)
+        known = self.near_duplicates.signatures()
+        for article_id, values in stored.items():
+            if article_id not in known or not np.array_equal(known[article_id], values):
+                self.near_duplicates.add(article_id, values)
+
     def refresh(self) -> None:
         """Pick up changes another process committed since we last looked."""
         version = self.store.data_version()
         if version != self._seen_version:
             with self._write_lock:
                 self._reconcile()
+                self._load_signatures()
                 self._seen_version = version
 
     # -- adding -------------------------------------------------------------------------------------
@@ -185,6 +199,11 @@ class Library:
         duplicate = self._duplicate_of(identity, digest)
         if duplicate is not None:
             return duplicate_result(source, self.store.get_article(duplicate))
+        minhash = signature(draft.text)
+        existing = self.store.find_by_identity(identity)
+        copy_of = None if existing is not None else self.near_duplicates.find(minhash)
+        if copy_of is not None:
+            return self._link_copy(identity, source, *copy_of)
         passages = self.chunker.chunk(draft.title, draft.text)
         bodies = [embedding_input(draft.title, p.text, self.settings.chunking.title_prefix) for p in passages]
         vectors = self.embedder.embed(bodies)
@@ -195,10 +214,11 @@ class Library:
             existing = self.store.find_by_identity(identity)
             replace_id = int(existing["id"]) if existing is not None else None
             article_id, new_ids, removed = self.store.save_article(
-                draft, identity=identity, digest=digest, added_by=added_by,
-                spans=[(p.start, p.end) for p in passages], bodies=bodies, vectors=vectors, replace_id=replace_id)
+                draft, identity=identity, digest=digest, added_by=added_by, spans=[(p.start, p.end) for p in passages],
+                bodies=bodies, vectors=vectors, minhash=minhash, replace_id=replace_id)
             self.vectors.remove(removed)
             self.vectors.add(new_ids, vectors)
+            self.near_duplicates.add(article_id, minhash)
             self._vectors_changed()
         article = self.store.get_article(article_id)
         status = "replaced" if replace_id is not None else "added"
@@ -206,11 +226,23 @@ class Library:
                          f"{'Updated' if replace_id else 'Added'} “{draft.title}” ({len(new_ids)} passages).")
 
     def _duplicate_of(self, identity: str, digest: str) -> int | None:
-        """The id of a stored article with the same text (whatever its URL), else None."""
+        """The id of a stored article with the same text (whatever its URL), or that this address was
+        linked to as a copy, else None."""
         existing = self.store.find_by_identity(identity)
         if existing is not None and existing["content_hash"] == digest:
             return int(existing["id"])
-        return self.store.find_by_hash(digest)
+        return self.store.find_by_hash(digest) or self.store.find_alias(identity)
+
+    def _link_copy(self, identity: str, source: str, article_id: int, similarity: float) -> AddResult:
+        """Record a republished copy as an alias of the stored article instead of indexing it again."""
+        article = self.store.get_article(article_id)
+        if article is None:
+            return AddResult(source, "failed", message="The article this one copies was removed meanwhile; try again.")
+        with self._writing():
+            self.store.add_alias(identity, article_id)
+        return AddResult(source, "duplicate", article, article.passage_count, (
+            f"The same story as “{article.title}” (#{article.id}, {similarity:.0%} alike) is already in the "
+            "library; linked to it, not indexed again."))
 
     def add_text(self, text: str, *, title: str | None = None, url: str | None = None, published: object = None,
                  source_name: str | None = None, added_by: str = "cli") -> AddResult:
@@ -290,6 +322,7 @@ class Library:
                 return None
             removed = self.store.delete_article(article_id)
             self.vectors.remove(removed)
+            self.near_duplicates.remove(article_id)
             self._vectors_changed()
         return article
 

@@ -29,9 +29,15 @@ CREATE TABLE IF NOT EXISTS articles (
     source TEXT,
     author TEXT,
     added_by TEXT NOT NULL,
-    added_at TEXT NOT NULL
+    added_at TEXT NOT NULL,
+    minhash BLOB
 );
 CREATE INDEX IF NOT EXISTS articles_by_hash ON articles(content_hash);
+-- Addresses of copies that were recognised as the same story and linked to the stored article.
+CREATE TABLE IF NOT EXISTS article_aliases (
+    identity TEXT PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE
+);
 CREATE INDEX IF NOT EXISTS articles_by_date ON articles(published, added_at);
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -145,19 +151,35 @@ class Store:
         rows = self._query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
         return rows[0] if rows else None
 
+    def find_alias(self, identity: str) -> int | None:
+        rows = self._query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
+        return int(rows[0][0]) if rows else None
+
+    def add_alias(self, identity: str, article_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO article_aliases(identity, article_id) VALUES (?, ?)",
+                       (identity, article_id))
+
+    def signatures(self) -> list[tuple[int, np.ndarray]]:
+        """Every article's near-duplicate signature."""
+        rows = self._query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
+        return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
+
     def find_by_hash(self, digest: str) -> int | None:
         rows = self._query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
         return int(rows[0]["id"]) if rows else None
 
     def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
                      spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
+                     minhash: np.ndarray | None = None,
                      replace_id: int | None = None) -> tuple[int, list[int], list[int]]:
         """Insert (or replace) an article with its passages in one transaction.
 
         Returns the article id, the new passage ids and the passage ids that were removed."""
         fields = (identity, digest, draft.title, draft.text, draft.url,
                   draft.published.isoformat() if draft.published else None, draft.source, draft.author,
-                  added_by, utc_now().isoformat(timespec="seconds"))
+                  added_by, utc_now().isoformat(timespec="seconds"),
+                  None if minhash is None else np.asarray(minhash, dtype=np.uint32).tobytes())
         with self.transaction() as db:
             removed: list[int] = []
             if replace_id is not None:
@@ -165,12 +187,12 @@ class Store:
                 db.execute("DELETE FROM passages WHERE article_id = ?", (replace_id,))
                 db.execute(
                     "UPDATE articles SET identity=?, content_hash=?, title=?, text=?, url=?, published=?, source=?,"
-                    " author=?, added_by=?, added_at=? WHERE id = ?", (*fields, replace_id))
+                    " author=?, added_by=?, added_at=?, minhash=? WHERE id = ?", (*fields, replace_id))
                 article_id = replace_id
             else:
                 cursor = db.execute(
                     "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
-                    " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fields)
+                    " added_by, added_at, minhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fields)
                 article_id = int(cursor.lastrowid)
             passage_ids = []
             for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors)):

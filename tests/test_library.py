@@ -21,6 +21,10 @@ BODY = ("The city council approved a new budget for public libraries on Tuesday 
         "The plan adds evening opening hours at four branches and funds a mobile library van. "
         "Council members said the cost would be covered by a small rise in parking fees. "
         "Librarians welcomed the decision but warned that staff numbers remain too low. ")
+OTHER_BODY = ("A new museum of maritime history opened its doors in the old customs house on Saturday. "
+              "Visitors queued along the quay to see a restored fishing boat and a collection of ship models. "
+              "The museum budget comes from a regional fund and ticket sales over the next five years. "
+              "Curators plan a second gallery about lighthouse keepers for the spring. ")
 
 
 def test_sample_question_finds_the_security_council_passage(sample_library_dir: Path, settings: Settings,
@@ -72,7 +76,7 @@ def test_add_duplicate_replace_remove_and_list(library: Library) -> None:
     assert changed.status == "replaced" and changed.article.id == article_id
     assert library.count_articles() == 1
     assert len(library.vectors) == library.store.count_passages() == changed.passages
-    second = library.add_text("Harbour news\n" + BODY.replace("libraries", "harbours") * 2, published="2024-06-01")
+    second = library.add_text("Harbour museum opens\n" + OTHER_BODY * 2, published="2024-06-01")
     assert [a.id for a in library.list_articles()] == [second.article.id, article_id]  # newest first
     removed = library.remove(article_id)
     assert removed is not None and removed.id == article_id
@@ -140,7 +144,7 @@ def test_crash_between_sqlite_commit_and_index_write_is_repaired(settings: Setti
         settings = load_settings(environ={{"NEWSBOT_DATA_DIR": {str(data_dir)!r}}})
         lib = Library(settings)
         VectorIndex.save = lambda self, path: os._exit(9)  # die after the SQLite commit
-        lib.add_text({(BODY.replace('libraries', 'museums') * 2)!r}, title="Second article")
+        lib.add_text({(OTHER_BODY * 2)!r}, title="Second article")
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 9, proc.stderr
@@ -197,3 +201,25 @@ def test_database_files_live_in_the_data_dir(library: Library) -> None:
     assert (library.data_dir / DATABASE_FILE).exists() and (library.data_dir / VECTORS_FILE).exists()
     stats = library.stats()
     assert stats.articles == 1 and stats.passages == stats.vectors > 0 and stats.index_bytes > 0
+
+
+def test_republished_copy_is_linked_not_indexed_again(library: Library) -> None:
+    story = BODY * 3 + "The mayor is expected to sign the plan next week after a final reading."
+    first = library.add_text(story, title="Libraries get longer hours", url="https://wire.test/libraries")
+    assert first.status == "added"
+    # another outlet republishes the wire story with its own headline and a one-line intro
+    copy = library.add_text("From our partners at the wire. " + story, title="Longer library hours approved",
+                            url="https://daily.test/news/libraries-hours")
+    assert copy.status == "duplicate" and copy.article.id == first.article.id
+    assert "same story" in copy.message
+    assert library.count_articles() == 1
+    # the copy's address is now linked: adding it again is recognised at once
+    again = library.add_text("From our partners at the wire. " + story, title="Longer library hours approved",
+                             url="https://daily.test/news/libraries-hours?utm_source=x")
+    assert again.status == "duplicate" and again.article.id == first.article.id
+    # a different story on the same topic is not a copy
+    other = library.add_text(OTHER_BODY * 2, title="Museum opens", url="https://daily.test/news/museum")
+    assert other.status == "added"
+    # removing the original drops its links too
+    library.remove(first.article.id)
+    assert library.store.find_alias("url:https://daily.test/news/libraries-hours") is None

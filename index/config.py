@@ -71,6 +71,13 @@ class FetchSettings:
 
 
 @dataclass(frozen=True)
+class FeedSettings:
+    poll_minutes: float = 30.0
+    max_entries_per_poll: int = 20
+    check_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class BotSettings:
     token_env: str = "TELEGRAM_BOT_TOKEN"
     api_base_url: str = "https://api.telegram.org"
@@ -90,6 +97,7 @@ class Settings:
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    feeds: FeedSettings = field(default_factory=FeedSettings)
     bot: BotSettings = field(default_factory=BotSettings)
 
     def bot_token(self, environ: Mapping[str, str] | None = None) -> str | None:

@@ -17,6 +17,7 @@ PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/markdown
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/xml", "text/xml", "application/rdf+xml",
               "application/feed+json", "text/html")  # some servers send feeds as text/html
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ async def _fetch(url: str, settings: FetchSettings, max_bytes: int, accept: tupl
             try:
                 async with client.stream("GET", target.copy_with(host=address), headers=request_headers,
                                          extensions={"sni_hostname": target.host}) as response:
-                    if response.is_redirect:
+                    if response.status_code in _REDIRECTS:
                         location = response.headers.get("location")
                         if not location:
                             raise IngestError(f"{current} redirects nowhere.")

@@ -49,6 +49,30 @@ CREATE TABLE IF NOT EXISTS passages (
     vector BLOB
 );
 CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article_id);
+CREATE TABLE IF NOT EXISTS feeds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL UNIQUE,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    added_by TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    last_checked TEXT,
+    last_success TEXT,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_poll TEXT NOT NULL,
+    articles_added INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS feed_entries (
+    feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+    entry_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    article_id INTEGER,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (feed_id, entry_key)
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
     body, content='passages', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
 );
@@ -125,13 +149,13 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
     # -- meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0]["value"] if rows else None
 
     def set_meta(self, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
@@ -144,15 +168,15 @@ class Store:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
-        return int(self._query("PRAGMA data_version")[0][0])
+        return int(self.query("PRAGMA data_version")[0][0])
 
     # -- articles -----------------------------------------------------------------------------------
     def find_by_identity(self, identity: str) -> sqlite3.Row | None:
-        rows = self._query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
+        rows = self.query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
         return rows[0] if rows else None
 
     def find_alias(self, identity: str) -> int | None:
-        rows = self._query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
+        rows = self.query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
         return int(rows[0][0]) if rows else None
 
     def add_alias(self, identity: str, article_id: int) -> None:
@@ -162,11 +186,11 @@ class Store:
 
     def signatures(self) -> list[tuple[int, np.ndarray]]:
         """Every article's near-duplicate signature."""
-        rows = self._query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
+        rows = self.query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
         return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
 
     def find_by_hash(self, digest: str) -> int | None:
-        rows = self._query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
+        rows = self.query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
         return int(rows[0]["id"]) if rows else None
 
     def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
@@ -211,7 +235,7 @@ class Store:
         return removed
 
     def get_article(self, article_id: int) -> Article | None:
-        rows = self._query(
+        rows = self.query(
             "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
             " FROM articles a WHERE a.id = ?", (article_id,))
         return _article(rows[0]) if rows else None
@@ -221,25 +245,25 @@ class Store:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._query(f"SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id IN ({marks})", ids)
+        rows = self.query(f"SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id IN ({marks})", ids)
         return {int(row["id"]): _article(row) for row in rows}
 
     def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
         """Articles newest first (by publication date, then by when they were added)."""
-        rows = self._query(
+        rows = self.query(
             "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
             " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
             " LIMIT ? OFFSET ?", (limit, offset))
         return [_article(row) for row in rows]
 
     def count_articles(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM articles")[0][0])
+        return int(self.query("SELECT COUNT(*) FROM articles")[0][0])
 
     def count_passages(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM passages")[0][0])
+        return int(self.query("SELECT COUNT(*) FROM passages")[0][0])
 
     def newest_date(self) -> str | None:
-        rows = self._query("SELECT MAX(published) FROM articles")
+        rows = self.query("SELECT MAX(published) FROM articles")
         return rows[0][0] if rows else None
 
     # -- passages and vectors -------------------------------------------------------------------------
@@ -257,7 +281,7 @@ class Store:
         for first in range(0, len(ids), 500):
             chunk = ids[first:first + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._query(f"SELECT id, vector FROM passages WHERE id IN ({marks})", chunk):
+            for row in self.query(f"SELECT id, vector FROM passages WHERE id IN ({marks})", chunk):
                 blob = row["vector"]
                 if blob is not None and len(blob) == dimension * 4:
                     found_ids.append(int(row["id"]))
@@ -274,7 +298,7 @@ class Store:
         for first in range(0, len(ids), 500):
             chunk = ids[first:first + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._query(f"SELECT id, body FROM passages WHERE id IN ({marks})", chunk):
+            for row in self.query(f"SELECT id, body FROM passages WHERE id IN ({marks})", chunk):
                 bodies[int(row["id"])] = row["body"]
         return bodies
 
@@ -292,7 +316,7 @@ class Store:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._query(
+        rows = self.query(
             "SELECT p.id, p.article_id, p.ordinal, p.start, p.end,"
             " substr(a.text, p.start + 1, p.end - p.start) AS text"
             f" FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})", ids)
@@ -304,7 +328,7 @@ class Store:
         query = fts_query(question)
         if query is None:
             return []
-        rows = self._query("SELECT rowid, bm25(passages_fts) AS score FROM passages_fts WHERE passages_fts MATCH ?"
+        rows = self.query("SELECT rowid, bm25(passages_fts) AS score FROM passages_fts WHERE passages_fts MATCH ?"
                            " ORDER BY rank LIMIT ?", (query, limit))
         return [(int(r[0]), -float(r[1])) for r in rows]
 

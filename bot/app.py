@@ -15,6 +15,7 @@ from index.config import Settings
 from .handlers.admin import on_add, on_document, on_list, on_remove, on_stats
 from .handlers.buttons import on_button
 from .handlers.errors import on_error
+from .handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
 from .handlers.info import on_help
 from .handlers.questions import on_question
 from .service import ChatService
@@ -26,6 +27,9 @@ ADMIN_COMMANDS = PUBLIC_COMMANDS + [
     BotCommand("remove", "Remove an article by id"),
     BotCommand("list", "List articles, newest first"),
     BotCommand("stats", "Library size and model"),
+    BotCommand("subscribe", "Follow an RSS/Atom feed"),
+    BotCommand("feeds", "Subscribed feeds and their state"),
+    BotCommand("unsubscribe", "Stop following a feed"),
 ]
 
 
@@ -60,10 +64,15 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
     application.add_handler(CommandHandler("remove", on_remove))
     application.add_handler(CommandHandler("list", on_list))
     application.add_handler(CommandHandler("stats", on_stats))
+    application.add_handler(CommandHandler("subscribe", on_subscribe))
+    application.add_handler(CommandHandler("unsubscribe", on_unsubscribe))
+    application.add_handler(CommandHandler("feeds", on_feeds))
     application.add_handler(MessageHandler(filters.Document.ALL, on_document))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_question))
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_error_handler(on_error)
+    application.job_queue.run_repeating(poll_feeds_job, interval=settings.feeds.check_seconds, first=5,
+                                        name="poll feeds")
     return application
 
 

@@ -87,11 +87,16 @@ class Console:
             "/stats": lambda: [service.stats(user)],
             "/add": lambda: self.add(argument),
             "/file": lambda: self.add_file(argument),
+            "/subscribe": lambda: [asyncio.run(service.subscribe(user, argument, "console"))],
+            "/unsubscribe": lambda: [service.unsubscribe(user, argument)],
+            "/feeds": lambda: [service.feed_list(user)],
+            "/poll": lambda: [Reply(f"Polled {len(asyncio.run(service.poll_feeds()))} feed(s) that were due.")],
         }
         if command in commands:
             return commands[command]()
         if text.startswith("/"):
-            return [Reply("Unknown command. Try /help, /add, /file PATH, /list, /remove ID, /stats or /quit.")]
+            return [Reply("Unknown command. Try /help, /add, /file PATH, /list, /remove ID, /stats, /subscribe URL,"
+                          " /feeds, /unsubscribe ID, /poll or /quit.")]
         return service.answer(CONSOLE_CHAT_ID, text)
 
     def press(self, button: Button) -> list[Reply]:

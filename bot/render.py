@@ -7,6 +7,7 @@ from html import escape
 from typing import Sequence
 
 from index.articles import Article
+from index.feeds import Feed
 from index.search import Hit
 
 MAX_MESSAGE_CHARS = 4096
@@ -108,3 +109,17 @@ def truncate_lines(lines: Sequence[str]) -> str:
             break
         kept.append(line)
     return "\n".join(kept)
+
+
+def feeds_html(feeds: Sequence[Feed]) -> str:
+    if not feeds:
+        return "No feeds yet. Add one with /subscribe FEED_URL."
+    lines = ["<b>Feeds</b>"]
+    for feed in feeds:
+        checked = feed.last_checked.strftime("%-d %b %H:%M UTC") if feed.last_checked else "never"
+        line = (f"#{feed.id} · {escape(feed.title or feed.url)} — {feed.articles_added} articles added, "
+                f"last checked {checked}, next {feed.next_poll.strftime('%-d %b %H:%M UTC')}\n    {escape(feed.url)}")
+        if feed.last_error:
+            line += f"\n    ⚠️ {escape(feed.last_error)} ({feed.failures} failure{'s' if feed.failures != 1 else ''} in a row)"
+        lines.append(line)
+    return truncate_lines(lines)

@@ -14,6 +14,7 @@ from typing import AsyncIterator, Sequence
 
 from index.config import Settings
 from index.extract import IngestError
+from index.feeds import FeedPoller, PollReport
 from index.fetch import fetch
 from index.library import AddResult, Library
 from index.search import Answer
@@ -56,6 +57,7 @@ class ChatService:
         self.library = library
         self.settings = settings
         self.results = results or ResultCache()
+        self.feeds = FeedPoller(library)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.settings.bot.admin_ids
@@ -133,6 +135,8 @@ class ChatService:
                 "/remove ID — remove an article",
                 "/list — list the articles, newest first",
                 "/stats — library size and model",
+                "/subscribe FEED_URL — add a feed's new articles automatically",
+                "/feeds — subscribed feeds and their state; /unsubscribe ID",
             ]
         return Reply("\n".join(lines))
 
@@ -192,6 +196,44 @@ class ChatService:
         if offset + size < total:
             row.append(Button("Older ›", f"list:{offset + size}"))
         return Reply(render.article_list_html(articles, offset, total), (tuple(row),) if row else ())
+
+    # -- feeds ----------------------------------------------------------------------------------------
+    async def subscribe(self, user_id: int | None, argument: str, added_by: str) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        words = argument.split()
+        if len(words) != 1 or not _URL.match(words[0]):
+            return Reply("Usage: /subscribe FEED_URL — an RSS or Atom feed; its new articles are added automatically.")
+        report = await self.feeds.subscribe(words[0], added_by)
+        if report.error is not None:
+            return Reply(f"⚠️ Could not subscribe: {escape(report.error)}")
+        feed = self.feeds.feeds.get(report.feed.id) or report.feed
+        lines = [f"Subscribed to <b>{escape(feed.title or feed.url)}</b> (feed #{feed.id}); checked every "
+                 f"{self.settings.feeds.poll_minutes:g} minutes."]
+        if report.results:
+            lines.append(add_summary_html(report.results))
+        return Reply(render.truncate_lines(lines))
+
+    def unsubscribe(self, user_id: int | None, argument: str) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        ids = argument.replace("#", " ").split()
+        if len(ids) != 1 or not ids[0].isdigit():
+            return Reply("Usage: /unsubscribe ID — the feed's number as shown by /feeds.")
+        feed = self.feeds.feeds.remove(int(ids[0]))
+        if feed is None:
+            return Reply(f"There is no feed #{int(ids[0])}. See /feeds.")
+        return Reply(f"Unsubscribed from {escape(feed.title or feed.url)} (feed #{feed.id}). "
+                     "Its articles stay in the library.")
+
+    def feed_list(self, user_id: int | None) -> Reply:
+        if not self.is_admin(user_id):
+            return REFUSAL
+        return Reply(render.feeds_html(self.feeds.feeds.all()))
+
+    async def poll_feeds(self) -> list[PollReport]:
+        """Poll the feeds that are due (the bot's job queue calls this)."""
+        return await self.feeds.poll_due()
 
     def stats(self, user_id: int | None) -> Reply:
         if not self.is_admin(user_id):

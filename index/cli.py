@@ -1,8 +1,9 @@
-"""Command line: python -m index add|list|remove|search|stats|eval."""
+"""Command line: python -m index add|list|remove|search|stats|feed|eval."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 from .articles import parse_date
 from .config import ConfigError, load_settings
 from .extract import IngestError
+from .feeds import Feed, FeedPoller, PollReport
 from .library import AddResult, Library, LibraryBusy
 from .samples import sample_paths
 
@@ -44,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--date", help="the question's date for the recency prior (default: today)")
 
     commands.add_parser("stats", help="counts and sizes")
+
+    feed = commands.add_parser("feed", help="RSS/Atom subscriptions")
+    feed_commands = feed.add_subparsers(dest="feed_command", required=True)
+    feed_add = feed_commands.add_parser("add", help="subscribe to a feed and add its current entries")
+    feed_add.add_argument("url")
+    feed_commands.add_parser("list", help="subscribed feeds and their state")
+    feed_remove = feed_commands.add_parser("remove", help="unsubscribe (the articles stay)")
+    feed_remove.add_argument("id", type=int)
+    feed_poll = feed_commands.add_parser("poll", help="poll the feeds that are due")
+    feed_poll.add_argument("--all", action="store_true", help="poll every feed now")
 
     evaluate = commands.add_parser("eval", help="answer-recall of a QA set (a benchmark, not a test)")
     evaluate.add_argument("dataset", type=Path, help="folder with corpus.jsonl and questions.jsonl")
@@ -147,6 +159,59 @@ def _cmd_stats(library: Library, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_feed(feed: Feed) -> None:
+    checked = feed.last_checked.isoformat(timespec="minutes") if feed.last_checked else "never"
+    print(f"#{feed.id:<4} {feed.title or '(untitled)'}  {feed.url}")
+    print(f"      {feed.articles_added} articles added; last checked {checked};"
+          f" next {feed.next_poll.isoformat(timespec='minutes')}")
+    if feed.last_error:
+        print(f"      ! {feed.last_error} ({feed.failures} failures in a row)")
+
+
+def _print_report(report: PollReport) -> None:
+    name = report.feed.title or report.feed.url
+    if report.error:
+        print(f"! feed #{report.feed.id} {name}: {report.error}")
+    elif report.not_modified:
+        print(f"= feed #{report.feed.id} {name}: not modified")
+    else:
+        print(f"+ feed #{report.feed.id} {name}: {report.added} new")
+    for result in report.results:
+        _print_result(result)
+
+
+def _cmd_feed(library: Library, args: argparse.Namespace) -> int:
+    poller = FeedPoller(library)
+    if args.feed_command == "add":
+        report = asyncio.run(poller.subscribe(args.url, "cli"))
+        _print_report(report)
+        return 1 if report.error else 0
+    if args.feed_command == "list":
+        feeds = poller.feeds.all()
+        for feed in feeds:
+            _print_feed(feed)
+        print(f"{len(feeds)} feed(s)")
+        return 0
+    if args.feed_command == "remove":
+        removed = poller.feeds.remove(args.id)
+        if removed is None:
+            print(f"! no feed #{args.id}", file=sys.stderr)
+            return 1
+        print(f"- feed #{removed.id} {removed.title or removed.url}: unsubscribed (its articles stay)")
+        return 0
+
+    async def poll() -> list[PollReport]:
+        if args.all:
+            return [await poller.poll(feed) for feed in poller.feeds.all()]
+        return await poller.poll_due()
+
+    reports = asyncio.run(poll())
+    for report in reports:
+        _print_report(report)
+    print(f"{len(reports)} feed(s) polled")
+    return 1 if any(r.error for r in reports) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -161,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval(settings, args)
         with Library(settings) as library:
             handler = {"add": _cmd_add, "list": _cmd_list, "remove": _cmd_remove, "search": _cmd_search,
-                       "stats": _cmd_stats}[args.command]
+                       "stats": _cmd_stats, "feed": _cmd_feed}[args.command]
             return handler(library, args)
     except (ConfigError, LibraryBusy, IngestError) as exc:
         print(f"error: {exc}", file=sys.stderr)

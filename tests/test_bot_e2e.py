@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from tests import web_pages
 from tests.botapi import BotApiServer
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,8 @@ def bot(sample_library_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "NEWSBOT_BOT_POLL_TIMEOUT": "1",
         "NEWSBOT_BOT_LIST_PAGE_SIZE": "3",
         "NEWSBOT_FETCH_ALLOW_HOSTS": "127.0.0.1",
+        "NEWSBOT_FEEDS_CHECK_SECONDS": "1",
+        "NEWSBOT_FEEDS_POLL_MINUTES": "0.02",
     }
     log_path = work / "bot.log"
     log_file = open(log_path, "w")
@@ -220,3 +223,23 @@ def test_admin_adds_urls_with_progress_and_a_summary(bot: RunningBot, site: str)
     assert "Port strike ends after nine days" in final["text"]
     assert "404" in final["text"] and "Already in the library" in final["text"]
     assert "1 added, 1 duplicate, 1 failed" in final["text"]
+
+
+def test_admin_subscribes_to_a_feed_and_new_entries_arrive_by_themselves(bot: RunningBot, site: str) -> None:
+    [refusal] = bot.ask(509, f"/subscribe {site}/feed.xml")
+    assert "only the bot's admins" in refusal["text"]
+    [subscribed] = bot.ask(ADMIN, f"/subscribe {site}/feed.xml", user_id=ADMIN)
+    assert "Subscribed to Test Gazette" in subscribed["text"] and "2 added" in subscribed["text"]
+    web_pages.FEED_ITEMS.append(3)  # the feed gains an entry; the bot's job picks it up
+
+    def telescope_answer() -> dict | None:
+        [reply] = bot.ask(ADMIN, "Can I borrow a telescope from the library?", user_id=ADMIN)
+        return reply if "telescope" in reply["text"].split("\n")[0].lower() else None
+
+    reply = bot.server.wait_until(lambda: telescope_answer() or (time.sleep(1) or None), timeout=90,
+                                  describe=lambda: "the feed's new entry never became searchable")
+    assert web_pages.NEWS_STORIES[3][0] in reply["text"]
+    [feeds] = bot.ask(ADMIN, "/feeds", user_id=ADMIN)
+    assert "Test Gazette" in feeds["text"] and "3 articles added" in feeds["text"]
+    [gone] = bot.ask(ADMIN, "/unsubscribe 1", user_id=ADMIN)
+    assert "Unsubscribed" in gone["text"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -13,8 +10,8 @@ import pytest
 from index.config import Settings
 from index.embedding import Embedder
 from index.library import Library
+from tests.helpers import run_cli
 
-PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -56,29 +53,23 @@ def test_oversized_download_is_refused(web_library: Library, site: str) -> None:
         limited.close()
 
 
-def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NEWSBOT_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "index", *args], cwd=PROJECT, env=env, capture_output=True,
-                          text=True, timeout=600)
-
-
 def test_cli_add_search_list_remove_stats(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    added = _cli("add", "--samples", data_dir=data_dir)
+    added = run_cli("add", "--samples", data_dir=data_dir)
     assert added.returncode == 0, added.stderr
     assert "7 added" in added.stdout
-    again = _cli("add", "--samples", str(tmp_path / "missing.md"), data_dir=data_dir)
+    again = run_cli("add", "--samples", str(tmp_path / "missing.md"), data_dir=data_dir)
     assert again.returncode == 1 and "7 duplicate" in again.stdout and "does not exist" in again.stdout
-    found = _cli("search", "what did the UN Security Council say?", data_dir=data_dir)
+    found = run_cli("search", "what did the UN Security Council say?", data_dir=data_dir)
     assert found.returncode == 0 and found.stdout.startswith("1. UN Security Council condemns")
     assert ">> " in found.stdout and "condemned" in found.stdout
-    listing = _cli("list", "--limit", "2", data_dir=data_dir)
+    listing = run_cli("list", "--limit", "2", data_dir=data_dir)
     assert "#7" in listing.stdout and "1-2 of 7" in listing.stdout
-    removed = _cli("remove", "2", "99", data_dir=data_dir)
+    removed = run_cli("remove", "2", "99", data_dir=data_dir)
     assert removed.returncode == 1 and "removed" in removed.stdout and "no such article" in removed.stderr
-    stats = _cli("stats", data_dir=data_dir)
+    stats = run_cli("stats", data_dir=data_dir)
     assert "articles:       6" in stats.stdout
-    text = _cli("add", "--text", "Short", data_dir=data_dir)
+    text = run_cli("add", "--text", "Short", data_dir=data_dir)
     assert text.returncode == 1 and "Too little text" in text.stdout
-    empty = _cli("search", "  ", data_dir=data_dir)
+    empty = run_cli("search", "  ", data_dir=data_dir)
     assert empty.returncode == 2 and "empty" in empty.stderr

@@ -16,6 +16,7 @@ from index.feeds import FeedPoller
 from index.library import Library
 from index.netguard import BlockedAddress, is_public, resolve_checked
 from tests import web_pages
+from tests.helpers import run_cli
 
 
 @pytest.fixture
@@ -106,3 +107,19 @@ def test_fetch_errors_are_ingest_errors() -> None:
 
     with pytest.raises(IngestError, match="Not a web address"):
         asyncio.run(fetch("file:///etc/passwd", FetchSettings(), 1000))
+
+
+def test_cli_feed_commands(tmp_path, site: str) -> None:
+    env = {"NEWSBOT_FETCH_ALLOW_HOSTS": "127.0.0.1"}
+    added = run_cli("feed", "add", f"{site}/feed.xml", data_dir=tmp_path / "data", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "2 new" in added.stdout and web_pages.NEWS_STORIES[1][0] in added.stdout
+    listing = run_cli("feed", "list", data_dir=tmp_path / "data", env=env)
+    assert "Test Gazette" in listing.stdout and "2 articles added" in listing.stdout
+    web_pages.FEED_ITEMS.append(3)
+    polled = run_cli("feed", "poll", "--all", data_dir=tmp_path / "data", env=env)
+    assert "1 new" in polled.stdout
+    removed = run_cli("feed", "remove", "1", data_dir=tmp_path / "data", env=env)
+    assert removed.returncode == 0 and "unsubscribed" in removed.stdout
+    refused = run_cli("feed", "add", f"{site}/feed.xml", data_dir=tmp_path / "data")  # no allow list
+    assert refused.returncode == 1 and "private or local network" in refused.stdout

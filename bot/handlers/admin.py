@@ -29,7 +29,7 @@ def added_by(user: User | None) -> str:
     return f"telegram:{user.id}" + (f" (@{user.username})" if user.username else "")
 
 
-async def _refuse_unless_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def refuse_unless_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """True (after telling the user) when the sender is not an admin."""
     user = update.effective_user
     if service_of(context).is_admin(user.id if user else None):
@@ -40,7 +40,7 @@ async def _refuse_unless_admin(update: Update, context: ContextTypes.DEFAULT_TYP
 
 async def on_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None or await _refuse_unless_admin(update, context):
+    if message is None or await refuse_unless_admin(update, context):
         return
     service, user = service_of(context), update.effective_user
     urls, text = parse_add_arguments(command_argument(message))
@@ -75,7 +75,7 @@ async def _edit_quietly(message: Message, reply: Reply) -> None:
 
 async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None or message.document is None or await _refuse_unless_admin(update, context):
+    if message is None or message.document is None or await refuse_unless_admin(update, context):
         return
     service, user, document = service_of(context), update.effective_user, message.document
     name = document.file_name or "upload.txt"
@@ -94,7 +94,7 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None or await _refuse_unless_admin(update, context):
+    if message is None or await refuse_unless_admin(update, context):
         return
     reply = await asyncio.to_thread(service_of(context).remove, update.effective_user.id, command_argument(message))
     await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
@@ -102,7 +102,7 @@ async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None or await _refuse_unless_admin(update, context):
+    if message is None or await refuse_unless_admin(update, context):
         return
     reply = await asyncio.to_thread(service_of(context).list_page, update.effective_user.id, 0)
     await send_replies(context, message.chat_id, [reply])
@@ -110,7 +110,7 @@ async def on_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None or await _refuse_unless_admin(update, context):
+    if message is None or await refuse_unless_admin(update, context):
         return
     reply = await asyncio.to_thread(service_of(context).stats, update.effective_user.id)
     await send_replies(context, message.chat_id, [reply])

@@ -1,0 +1,56 @@
+"""Feed commands for admins (/subscribe, /unsubscribe, /feeds) and the job that polls feeds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Update
+from telegram.constants import ChatAction
+from telegram.ext import ContextTypes
+
+from ..telegram_io import send_replies, service_of
+from .admin import added_by, command_argument, refuse_unless_admin
+
+log = logging.getLogger(__name__)
+
+
+async def on_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await refuse_unless_admin(update, context):
+        return
+    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    user = update.effective_user
+    reply = await service_of(context).subscribe(user.id, command_argument(message), added_by(user))
+    await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+
+
+async def on_unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await refuse_unless_admin(update, context):
+        return
+    reply = await asyncio.to_thread(service_of(context).unsubscribe, update.effective_user.id,
+                                    command_argument(message))
+    await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+
+
+async def on_feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or await refuse_unless_admin(update, context):
+        return
+    reply = await asyncio.to_thread(service_of(context).feed_list, update.effective_user.id)
+    await send_replies(context, message.chat_id, [reply])
+
+
+async def poll_feeds_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs on the job queue; a failing feed is recorded (see /feeds), never raised."""
+    try:
+        reports = await service_of(context).poll_feeds()
+    except Exception:
+        log.exception("polling feeds failed")
+        return
+    for report in reports:
+        if report.error:
+            log.warning("feed #%d failed: %s", report.feed.id, report.error)
+        elif report.added:
+            log.info("feed #%d: %d new article(s)", report.feed.id, report.added)

@@ -181,8 +181,13 @@ def _canonical_or(fetched: str | None, canonical: str | None) -> str | None:
         return fetched
     if fetched is None:
         return canonical
-    site = lambda u: (urlsplit(u).hostname or "").removeprefix("www.")  # noqa: E731
-    return canonical if site(canonical) == site(fetched) else fetched
+    return canonical if _site(canonical) == _site(fetched) else fetched
+
+
+def _site(url: str) -> str:
+    """The host without the prefixes of mobile and AMP editions (www., m., amp., mobile.)."""
+    host = urlsplit(url).hostname or ""
+    return re.sub(r"^(www|m|amp|mobile)\.", "", host)
 
 
 def _str_or_none(value: object) -> str | None:

@@ -73,3 +73,11 @@ def test_damaged_and_textless_pdfs_are_refused() -> None:
         from_bytes_named(b"%PDF-1.4\nthis is not really a pdf", "broken.pdf")
     with pytest.raises(IngestError, match="no text layer"):
         from_bytes_named(make_pdf([]), "scan.pdf")
+
+
+def test_amp_and_mobile_pages_take_their_canonical_address() -> None:
+    amp = ARTICLE_HTML.replace("<head>", '<head><link rel="canonical" href="https://harbour.test/news/strike">')
+    assert from_bytes_named(amp.encode(), "p.html", url="https://m.harbour.test/amp/news/strike").url \
+        == "https://harbour.test/news/strike"
+    # a page may not claim another site's address
+    assert from_bytes_named(amp.encode(), "p.html", url="https://evil.test/copy").url == "https://evil.test/copy"

@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="override a setting for this run (repeatable), e.g. --set chunking.max_tokens=96")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N questions")
     evaluate.add_argument("--no-dates", action="store_true", help="ask every question as of today")
+    evaluate.add_argument("--refusals", action="store_true",
+                          help="also ask the specific questions with their answers removed from the corpus, and "
+                               "show how the refusal threshold trades precision against wrong refusals")
     return parser
 
 

@@ -48,6 +48,7 @@ class QuestionResult:
     best_sentence_holds_answer: bool | None  # for the first relevant passage
     answered: bool
     milliseconds: float
+    top_dense: float  # the best cosine among the first page's passages: what the refusal rule reads
 
 
 def apply_overrides(settings: Settings, overrides: Sequence[str]) -> Settings:
@@ -129,9 +130,54 @@ def evaluate(library: Library, questions: Sequence[dict], use_dates: bool = True
             if hit.article.id not in {a.id for a in articles}:
                 articles.append(hit.article)
         article_rank = next((i for i, a in enumerate(articles, 1) if contains_answer(a.text, answers)), None)
+        top_dense = max((h.dense_score for h in answer.hits[:library.settings.search.k]), default=0.0)
         results.append(QuestionResult(q["id"], bool(q.get("specific")), passage_rank, article_rank, sentence_ok,
-                                      answer.answered, elapsed))
+                                      answer.answered, elapsed, top_dense))
     return results
+
+
+def build_library(drafts: Sequence[ArticleDraft], settings: Settings, embedder: CachedEmbedder,
+                  data_dir: Path) -> tuple[Library, dict[str, int], float]:
+    """A library of the drafts in ``data_dir``: (library, add statuses counted, seconds)."""
+    started = time.perf_counter()
+    library = Library(settings.replace("library", data_dir=data_dir), embedder=embedder)  # type: ignore[arg-type]
+    statuses: dict[str, int] = {}
+    for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
+        status = library.add_draft(draft, added_by="eval").status
+        statuses[status] = statuses.get(status, 0) + 1
+    return library, statuses, time.perf_counter() - started
+
+
+def unanswerable_results(drafts: Sequence[ArticleDraft], questions: Sequence[dict], settings: Settings,
+                         embedder: CachedEmbedder, work_dir: Path, groups: int = 4,
+                         use_dates: bool = True) -> list[QuestionResult]:
+    """The `specific` questions asked of libraries from which every article holding their answer was
+    removed (in a few groups, so that few libraries are built): they should all be refused."""
+    specific = [q for q in questions if q.get("specific")]
+    results: list[QuestionResult] = []
+    for number in range(groups):
+        group = specific[number::groups]
+        answers = [a for q in group for a in q["answer_texts"]]
+        kept = [d for d in drafts if not contains_answer(d.text, answers)]
+        library, _, _ = build_library(kept, settings, embedder, work_dir / f"without-{number}")
+        with library:
+            results += evaluate(library, group, use_dates)
+    return results
+
+
+def print_refusals(answerable: Sequence[QuestionResult], unanswerable: Sequence[QuestionResult],
+                   current: float, out=sys.stdout) -> None:
+    """How the refusal threshold (search.min_dense_score) trades precision against wrong refusals."""
+    print(f"refusals: {len(unanswerable)} unanswerable `specific` questions (answer-bearing articles removed),"
+          f" {len(answerable)} answerable", file=out)
+    print(f"{'min_dense_score':>16}{'precision':>11}{'recall':>9}{'wrongly refused':>17}", file=out)
+    for threshold in sorted({0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, current}):
+        refused_bad = sum(r.top_dense < threshold for r in unanswerable)
+        refused_good = sum(r.top_dense < threshold for r in answerable)
+        precision = refused_bad / (refused_bad + refused_good) if refused_bad + refused_good else float("nan")
+        mark = "  <- current" if threshold == current else ""
+        print(f"{threshold:>16.2f}{precision:>11.3f}{refused_bad / max(1, len(unanswerable)):>9.3f}"
+              f"{refused_good / max(1, len(answerable)):>17.3f}{mark}", file=out)
 
 
 def run_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -146,16 +192,12 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     questions = load_questions(questions_path)[: args.limit or None]
     embedder = CachedEmbedder(Embedder(settings.embedding), cache_dir / "embeddings.sqlite3")
     with tempfile.TemporaryDirectory(prefix="news-eval-") as tmp:
-        settings = settings.replace("library", data_dir=Path(tmp))
-        started = time.perf_counter()
-        with Library(settings, embedder=embedder) as library:  # type: ignore[arg-type]
-            statuses: dict[str, int] = {}
-            for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
-                status = library.add_draft(draft, added_by="eval").status
-                statuses[status] = statuses.get(status, 0) + 1
-            build_seconds = time.perf_counter() - started
+        library, statuses, build_seconds = build_library(drafts, settings, embedder, Path(tmp) / "all")
+        with library:
             stats = library.stats()
             results = evaluate(library, questions, use_dates=not args.no_dates)
+        unanswerable = unanswerable_results(drafts, questions, settings, embedder, Path(tmp),
+                                            use_dates=not args.no_dates) if args.refusals else []
     embedder.close()
     print(f"dataset {dataset}: {len(drafts)} articles ({statuses}), {stats.passages} passages,"
           f" {len(results)} questions")
@@ -163,4 +205,6 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses);"
           f" median query {statistics.median(r.milliseconds for r in results):.1f} ms")
     print_table({"all": summarize(results), "specific": summarize([r for r in results if r.specific])})
+    if unanswerable:
+        print_refusals([r for r in results if r.specific], unanswerable, settings.search.min_dense_score)
     return 0

@@ -60,6 +60,7 @@ class SearchSettings:
     recency_days: float = 7.0
     min_dense_score: float = 0.30
     dedup_similarity: float = 0.95
+    sentence_keyword_weight: float = 0.3
 
 
 @dataclass(frozen=True)

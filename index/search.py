@@ -20,8 +20,6 @@ from .vectors import VectorIndex
 _WORDS = re.compile(r"\w+", re.UNICODE)
 # Share of the recency bonus given to an article whose date is unknown.
 UNDATED_RECENCY_SHARE = 0.5
-# Weight of the keyword overlap beside cosine similarity when choosing a passage's best sentence.
-SENTENCE_OVERLAP_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -171,7 +169,7 @@ class HybridSearcher:
             for i, span in enumerate(spans):
                 words = set(_WORDS.findall(hit.text[span.start:span.end].casefold()))
                 overlap = len(words & keywords) / max(1, len(keywords))
-                score = float(vectors[offset + i] @ query_vector) + SENTENCE_OVERLAP_WEIGHT * overlap
+                score = float(vectors[offset + i] @ query_vector) + self.settings.sentence_keyword_weight * overlap
                 if score > best_score:
                     best, best_score = (span.start, span.end), score
             offset += len(spans)

@@ -1,4 +1,4 @@
-"""Command line: python -m index add|list|remove|search|stats|feed|eval."""
+"""Command line: python -m index add|list|remove|search|stats|feed|backup|restore|eval."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--date", help="the question's date for the recency prior (default: today)")
 
     commands.add_parser("stats", help="counts and sizes")
+
+    backup = commands.add_parser("backup", help="copy the library into a new folder (safe while the bot runs)")
+    backup.add_argument("path", type=Path)
+    restore = commands.add_parser("restore", help="replace the library with a backup")
+    restore.add_argument("path", type=Path)
 
     feed = commands.add_parser("feed", help="RSS/Atom subscriptions")
     feed_commands = feed.add_subparsers(dest="feed_command", required=True)
@@ -162,6 +167,18 @@ def _cmd_stats(library: Library, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(library: Library, args: argparse.Namespace) -> int:
+    target = library.backup(args.path)
+    print(f"backed up {library.count_articles()} articles to {target}")
+    return 0
+
+
+def _cmd_restore(library: Library, args: argparse.Namespace) -> int:
+    stats = library.restore(args.path)
+    print(f"restored {stats.articles} articles ({stats.passages} passages) from {args.path}")
+    return 0
+
+
 def _print_feed(feed: Feed) -> None:
     checked = feed.last_checked.isoformat(timespec="minutes") if feed.last_checked else "never"
     print(f"#{feed.id:<4} {feed.title or '(untitled)'}  {feed.url}")
@@ -229,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval(settings, args)
         with Library(settings) as library:
             handler = {"add": _cmd_add, "list": _cmd_list, "remove": _cmd_remove, "search": _cmd_search,
-                       "stats": _cmd_stats, "feed": _cmd_feed}[args.command]
+                       "stats": _cmd_stats, "feed": _cmd_feed, "backup": _cmd_backup,
+                       "restore": _cmd_restore}[args.command]
             return handler(library, args)
     except (ConfigError, LibraryBusy, IngestError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -326,6 +326,36 @@ class Library:
             self._vectors_changed()
         return article
 
+    # -- backups ------------------------------------------------------------------------------------
+    def backup(self, target: Path) -> Path:
+        """Write a consistent copy of the library into the new folder ``target`` (safe while the bot runs)."""
+        if target.exists() and any(target.iterdir()):
+            raise IngestError(f"{target} is not empty; name a new folder for the backup.")
+        target.mkdir(parents=True, exist_ok=True)
+        self.store.backup_to(target / DATABASE_FILE)
+        # The vectors are in the database too; the index file only spares a rebuild when restoring.
+        with self._write_lock:
+            self.vectors.save(target / VECTORS_FILE)
+        return target
+
+    def restore(self, source: Path) -> LibraryStats:
+        """Replace the library's content with a backup's; the vector index is checked and repaired after."""
+        database = source / DATABASE_FILE
+        if not database.is_file():
+            raise IngestError(f"{source} holds no library backup ({DATABASE_FILE} is missing).")
+        with self._writing():
+            try:
+                self.store.restore_from(database)
+            except ValueError as exc:
+                raise IngestError(f"{database} cannot be restored: {exc}.") from None
+            self._check_model()
+            backup_vectors = VectorIndex.load(source / VECTORS_FILE, self.embedder.dimension)
+            self.vectors.replace_with(backup_vectors or VectorIndex(self.embedder.dimension))
+            self._reconcile()
+            self._load_signatures()
+            self._save_vectors()
+        return self.stats()
+
     def get_article(self, article_id: int) -> Article | None:
         return self.store.get_article(article_id)
 

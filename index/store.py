@@ -332,6 +332,28 @@ class Store:
                            " ORDER BY rank LIMIT ?", (query, limit))
         return [(int(r[0]), -float(r[1])) for r in rows]
 
+    def backup_to(self, path: Path) -> None:
+        """Copy the database with SQLite's online backup (consistent while others read and write)."""
+        target = sqlite3.connect(path)
+        try:
+            with self._lock:
+                self._db.backup(target)
+        finally:
+            target.close()
+
+    def restore_from(self, path: Path) -> None:
+        """Replace this database's content with a backup's, in place (other connections see the change)."""
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            if source.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is None:
+                raise ValueError("not a library backup")
+            with self._lock:
+                source.backup(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"not a library backup ({exc})") from None
+        finally:
+            source.close()
+
     def file_size(self) -> int:
         """Bytes on disk of the database and its write-ahead log."""
         total = 0

@@ -51,6 +51,11 @@ class VectorIndex:
         finally:
             os.close(directory)
 
+    def replace_with(self, other: "VectorIndex") -> None:
+        """Take over another index's content (searchers keep their reference to this object)."""
+        with self._lock:
+            self._index = other._index
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 

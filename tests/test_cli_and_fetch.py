@@ -73,3 +73,9 @@ def test_cli_add_search_list_remove_stats(tmp_path: Path) -> None:
     assert text.returncode == 1 and "Too little text" in text.stdout
     empty = run_cli("search", "  ", data_dir=data_dir)
     assert empty.returncode == 2 and "empty" in empty.stderr
+    backup = run_cli("backup", str(tmp_path / "backup"), data_dir=data_dir)
+    assert backup.returncode == 0 and "backed up 6 articles" in backup.stdout
+    restored = run_cli("restore", str(tmp_path / "backup"), data_dir=tmp_path / "other")
+    assert restored.returncode == 0 and "restored 6 articles" in restored.stdout
+    refused = run_cli("backup", str(tmp_path / "backup"), data_dir=data_dir)
+    assert refused.returncode == 2 and "not empty" in refused.stderr

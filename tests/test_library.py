@@ -223,3 +223,25 @@ def test_republished_copy_is_linked_not_indexed_again(library: Library) -> None:
     # removing the original drops its links too
     library.remove(first.article.id)
     assert library.store.find_alias("url:https://daily.test/news/libraries-hours") is None
+
+
+def test_backup_while_in_use_and_restore(settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    with Library(settings, embedder=embedder) as lib:
+        first = lib.add_text(BODY * 2, title="Kept in the backup")
+        backup = lib.backup(tmp_path / "backup")  # the library stays open and usable
+        with pytest.raises(Exception, match="not empty"):
+            lib.backup(backup)
+        lib.add_text(OTHER_BODY * 2, title="Added after the backup")
+        assert lib.count_articles() == 2
+        with Library(settings, embedder=embedder) as other_process_view:
+            stats = lib.restore(backup)
+            assert stats.articles == 1 and stats.vectors == stats.passages
+            assert lib.search("library opening hours budget").hits[0].article.id == first.article.id
+            # another open library (e.g. the bot) sees the restored content too
+            assert other_process_view.count_articles() == 1
+            assert all(h.article.id == first.article.id for h in other_process_view.search("maritime museum").hits)
+    fresh = settings.replace("library", data_dir=tmp_path / "fresh")
+    with Library(fresh, embedder=embedder) as lib:
+        assert lib.restore(backup).articles == 1
+        with pytest.raises(Exception, match="no library backup"):
+            lib.restore(tmp_path / "nowhere")

@@ -52,8 +52,14 @@ def canonical_url(url: str) -> str:
     host = (parts.hostname or "").lower()
     if host.startswith("www."):
         host = host[4:]
-    if parts.port and not (parts.scheme == "http" and parts.port == 80 or parts.scheme == "https" and parts.port == 443):
-        host = f"{host}:{parts.port}"
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: keep what was written
+        port, host = None, parts.netloc.rpartition("@")[2].lower()
+    if port and not (parts.scheme == "http" and port == 80 or parts.scheme == "https" and port == 443):
+        host = f"{host}:{port}"
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k)))
     path = parts.path.rstrip("/") or "/"
     scheme = "https" if parts.scheme in {"http", "https"} else parts.scheme.lower()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from html import escape
+from typing import Awaitable, Callable
 
 from telegram import Message, Update, User
 from telegram.constants import ChatAction, MessageEntityType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from ..service import REFUSAL, Reply, add_summary_html, parse_add_arguments
+from ..service import REFUSAL, ChatService, Reply, add_summary_html, parse_add_arguments
 from ..telegram_io import edit_reply, send_replies, service_of
+
+HandlerCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
 def command_argument(message: Message) -> str:
@@ -92,25 +95,20 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
 
 
-async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or await refuse_unless_admin(update, context):
-        return
-    reply = await asyncio.to_thread(service_of(context).remove, update.effective_user.id, command_argument(message))
-    await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+def admin_command(run: Callable[[ChatService, int, str], Reply]) -> HandlerCallback:
+    """A handler for an admin command answered by one blocking service call (run off the event loop)
+    with the user's id and the command's argument."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or await refuse_unless_admin(update, context):
+            return
+        reply = await asyncio.to_thread(run, service_of(context), update.effective_user.id, command_argument(message))
+        await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
+
+    return handler
 
 
-async def on_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or await refuse_unless_admin(update, context):
-        return
-    reply = await asyncio.to_thread(service_of(context).list_page, update.effective_user.id, 0)
-    await send_replies(context, message.chat_id, [reply])
-
-
-async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or await refuse_unless_admin(update, context):
-        return
-    reply = await asyncio.to_thread(service_of(context).stats, update.effective_user.id)
-    await send_replies(context, message.chat_id, [reply])
+on_remove = admin_command(lambda service, user_id, argument: service.remove(user_id, argument))
+on_list = admin_command(lambda service, user_id, argument: service.list_page(user_id, 0))
+on_stats = admin_command(lambda service, user_id, argument: service.stats(user_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from telegram import Update
@@ -10,7 +9,7 @@ from telegram.constants import ChatAction
 from telegram.ext import ContextTypes
 
 from ..telegram_io import send_replies, service_of
-from .admin import added_by, command_argument, refuse_unless_admin
+from .admin import admin_command, added_by, command_argument, refuse_unless_admin
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +24,8 @@ async def on_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
 
 
-async def on_unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or await refuse_unless_admin(update, context):
-        return
-    reply = await asyncio.to_thread(service_of(context).unsubscribe, update.effective_user.id,
-                                    command_argument(message))
-    await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
-
-
-async def on_feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or await refuse_unless_admin(update, context):
-        return
-    reply = await asyncio.to_thread(service_of(context).feed_list, update.effective_user.id)
-    await send_replies(context, message.chat_id, [reply])
+on_unsubscribe = admin_command(lambda service, user_id, argument: service.unsubscribe(user_id, argument))
+on_feeds = admin_command(lambda service, user_id, argument: service.feed_list(user_id))
 
 
 async def poll_feeds_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -92,20 +92,27 @@ class Library:
         self.store = Store(self.data_dir / DATABASE_FILE)
         self.near_duplicates = NearDuplicateIndex(settings.library.near_duplicate_threshold)
         self._load_signatures()
-        self.vectors = VectorIndex(self.embedder.dimension)
-        with self._writing():
-            self._check_model()
-            self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension) \
-                or VectorIndex(self.embedder.dimension)
-            if self._reconcile():
-                self._save_vectors()
+        try:
+            with self._writing():
+                self._check_model()
+                self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension) \
+                    or VectorIndex(self.embedder.dimension)
+                if self._reconcile():
+                    self._save_vectors()
+        except BaseException:
+            self.store.close()
+            raise
         self._seen_version = self.store.data_version()
         self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search)
 
     # -- life cycle ---------------------------------------------------------------------------------
     def close(self) -> None:
-        self.flush()
-        self.store.close()
+        try:
+            self.flush()
+        except LibraryBusy:  # SQLite holds every change; the next start repairs the index file
+            log.warning("could not save the vector index on exit: another process holds the library")
+        finally:
+            self.store.close()
 
     def flush(self) -> None:
         """Write the vector index to disk if it has changes not yet saved."""

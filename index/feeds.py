@@ -150,7 +150,7 @@ class FeedPoller:
         if existing is not None:
             return PollReport(existing, error=f"Already subscribed (feed #{existing.id}).")
         feed = self.feeds.add(url, added_by)
-        report = await self.poll(feed)
+        report = await self.poll(feed)  # waits for a scheduled round, which may also find the new feed due
         if report.error is not None and feed.last_success is None:
             self.feeds.remove(feed.id)
         return report
@@ -161,10 +161,18 @@ class FeedPoller:
             return []
         async with self._lock:
             due = self.feeds.due(now or utc_now())
-            return [await self.poll(feed) for feed in due]
+            return [await self._poll(feed) for feed in due]
 
     async def poll(self, feed: Feed) -> PollReport:
-        """Fetch the feed (conditionally) and add its new entries; never raises for network or feed errors."""
+        """Fetch the feed (conditionally) and add its new entries; never raises for network or feed errors.
+        Polls run one at a time, so a feed is never handled twice at once."""
+        async with self._lock:
+            current = self.feeds.get(feed.id)
+            if current is None:
+                return PollReport(feed, error="This feed was removed.")
+            return await self._poll(current)
+
+    async def _poll(self, feed: Feed) -> PollReport:
         settings = self.settings
         headers = {}
         if feed.etag:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -243,3 +244,35 @@ def test_admin_subscribes_to_a_feed_and_new_entries_arrive_by_themselves(bot: Ru
     assert "Test Gazette" in feeds["text"] and "3 articles added" in feeds["text"]
     [gone] = bot.ask(ADMIN, "/unsubscribe 1", user_id=ADMIN)
     assert "Unsubscribed" in gone["text"]
+
+
+def test_webhook_mode_answers_updates_pushed_by_the_server(sample_library_dir: Path, tmp_path: Path) -> None:
+    """bot.mode = webhook: PTB's own web server on 127.0.0.1 receives the updates the emulator pushes."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(sample_library_dir, data_dir)
+    with socket.socket() as probe:  # a free port for the bot's webhook server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with BotApiServer() as server:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+               "TELEGRAM_BOT_TOKEN": server.token, "TELEGRAM_API_BASE_URL": server.base_url,
+               "NEWSBOT_DATA_DIR": str(data_dir), "NEWSBOT_BOT_MODE": "webhook",
+               "NEWSBOT_BOT_WEBHOOK_LISTEN": "127.0.0.1", "NEWSBOT_BOT_WEBHOOK_PORT": str(port),
+               "NEWSBOT_BOT_WEBHOOK_URL": f"http://127.0.0.1:{port}"}
+        with open(tmp_path / "bot.log", "w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=PROJECT, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                webhook = server.wait_for_call("setWebhook", timeout=180)
+                assert webhook["url"] == f"http://127.0.0.1:{port}/telegram" and webhook["secret_token"]
+                server.send_text(601, UN_QUESTION)
+                [reply] = server.wait_for_messages(601, timeout=60)
+                assert "Security Council" in reply["text"]
+                assert not server.calls_of("getUpdates")
+            finally:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

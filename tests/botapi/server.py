@@ -22,6 +22,7 @@ import json
 import re
 import threading
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -461,6 +462,8 @@ class BotApiServer:
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
         self._webhook_url = ""
+        self._webhook_secret = ""
+        self._webhook_thread: threading.Thread | None = None
         handlers: dict[str, Callable[[Params], Any]] = {
             "getMe": lambda p: dict(self._bot_user), "close": lambda p: True,
             "logOut": lambda p: True, "getUpdates": self._get_updates,
@@ -483,6 +486,9 @@ class BotApiServer:
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                 name="botapi-emulator", daemon=True)
             self._thread.start()
+            self._webhook_thread = threading.Thread(target=self._deliver_webhooks, name="botapi-webhooks",
+                                                    daemon=True)
+            self._webhook_thread.start()
         return self
 
     def stop(self) -> None:
@@ -495,6 +501,8 @@ class BotApiServer:
             self._httpd.server_close()
         if self._thread is not None:
             self._thread.join()
+        if self._webhook_thread is not None:
+            self._webhook_thread.join()
 
     def __enter__(self) -> BotApiServer:
         return self.start()
@@ -750,10 +758,39 @@ class BotApiServer:
         return copy.deepcopy(self._updates[:limit])
 
     def _set_webhook(self, params: Params) -> bool:
+        url = str(params.get("url") or "")
+        if url and urlsplit(url).hostname not in {"127.0.0.1", "localhost", "::1"}:
+            raise bad_request("bad webhook: this emulator only delivers to loopback addresses")
         if _bool_param(params, "drop_pending_updates"):
             self._updates.clear()
-        self._webhook_url = str(params.get("url") or "")
+        self._webhook_url = url
+        self._webhook_secret = str(params.get("secret_token") or "")
+        self._cond.notify_all()
         return True
+
+    def _deliver_webhooks(self) -> None:
+        """While a webhook is set, POST queued updates to it one by one, as Telegram does."""
+        while True:
+            with self._cond:
+                while not self._stop_event.is_set() and not (self._webhook_url and self._updates):
+                    self._cond.wait(0.2)
+                if self._stop_event.is_set():
+                    return
+                update, url, secret = copy.deepcopy(self._updates[0]), self._webhook_url, self._webhook_secret
+            headers = {"Content-Type": "application/json"}
+            if secret:
+                headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+            try:
+                request = urllib.request.Request(url, data=json.dumps(update).encode(), headers=headers)
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    delivered = 200 <= response.status < 300
+            except OSError:  # URLError, HTTPError and refused connections alike
+                delivered = False
+            with self._cond:
+                if delivered and self._updates and self._updates[0]["update_id"] == update["update_id"]:
+                    self._updates.pop(0)
+            if not delivered:
+                self._stop_event.wait(0.3)
 
     def _delete_webhook(self, params: Params) -> bool:
         return self._set_webhook({"drop_pending_updates": params.get("drop_pending_updates")})

@@ -52,6 +52,12 @@ def parse_add_arguments(text: str) -> tuple[list[str], str | None]:
     return [], text.strip() or None
 
 
+def single_id(argument: str) -> int | None:
+    """The one number a command takes (``12`` or ``#12``), or None when the argument is anything else."""
+    words = argument.replace("#", " ").split()
+    return int(words[0]) if len(words) == 1 and words[0].isdigit() else None
+
+
 class ChatService:
     def __init__(self, library: Library, settings: Settings, results: ResultCache | None = None) -> None:
         self.library = library
@@ -174,13 +180,13 @@ class ChatService:
     def remove(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        ids = argument.replace("#", " ").split()
-        if len(ids) != 1 or not ids[0].isdigit():
+        article_id = single_id(argument)
+        if article_id is None:
             return Reply("Usage: /remove ID — the article's number as shown by /list, e.g. <code>/remove 12</code>.")
-        article = self.library.remove(int(ids[0]))
+        article = self.library.remove(article_id)
         self.library.flush()
         if article is None:
-            return Reply(f"There is no article #{int(ids[0])}. See /list.")
+            return Reply(f"There is no article #{article_id}. See /list.")
         return Reply(f"Removed {render.article_line(article)} (#{article.id}, {article.passage_count} passages).")
 
     def list_page(self, user_id: int | None, offset: int) -> Reply:
@@ -217,12 +223,12 @@ class ChatService:
     def unsubscribe(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        ids = argument.replace("#", " ").split()
-        if len(ids) != 1 or not ids[0].isdigit():
+        feed_id = single_id(argument)
+        if feed_id is None:
             return Reply("Usage: /unsubscribe ID — the feed's number as shown by /feeds.")
-        feed = self.feeds.feeds.remove(int(ids[0]))
+        feed = self.feeds.feeds.remove(feed_id)
         if feed is None:
-            return Reply(f"There is no feed #{int(ids[0])}. See /feeds.")
+            return Reply(f"There is no feed #{feed_id}. See /feeds.")
         return Reply(f"Unsubscribed from {escape(feed.title or feed.url)} (feed #{feed.id}). "
                      "Its articles stay in the library.")
 

@@ -5,8 +5,9 @@ transaction. The FAISS file is a copy of the vectors that is saved atomically af
 checked against SQLite on start-up and whenever another process has written: missing vectors are
 added back (re-embedded if SQLite lacks them too), stale ones removed. Because SQLite already holds
 every vector, saving the index may wait a few seconds (``library.index_save_seconds``) so that bulk
-adds do not rewrite it once per article; a crash in between costs only a quick repair. Writers hold a file lock, so a
-second process waits (up to ``library.lock_timeout``) or is refused with a clear message.
+adds do not rewrite it once per article; a crash in between costs only a quick repair. Writers hold
+a file lock, so a second process waits (up to ``library.lock_timeout``) or is refused with a clear
+message.
 """
 
 from __future__ import annotations

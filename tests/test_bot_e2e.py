@@ -22,6 +22,16 @@ ADMIN = 111
 UN_QUESTION = "what did the UN Security Council say?"
 
 
+def stop_bot(process: subprocess.Popen) -> None:
+    """Interrupt the bot as Ctrl-C would; kill it if it has not exited within 30 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RunningBot:
     def __init__(self, server: BotApiServer, process: subprocess.Popen, log_path: Path) -> None:
         self.server = server
@@ -65,12 +75,7 @@ def bot(sample_library_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         server.wait_for_call("getUpdates", timeout=180)
         yield running
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_bot(process)
         log_file.close()
         server.stop()
 
@@ -270,9 +275,4 @@ def test_webhook_mode_answers_updates_pushed_by_the_server(sample_library_dir: P
                 assert "Security Council" in reply["text"]
                 assert not server.calls_of("getUpdates")
             finally:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_bot(process)

@@ -67,11 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", type=Path, help="where embeddings are cached between runs")
     evaluate.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                           help="override a setting for this run (repeatable), e.g. --set chunking.max_tokens=96")
+    evaluate.add_argument("--variant", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[,...]",
+                          help="also evaluate this ranking configuration on the same library (repeatable), e.g. "
+                               "--variant 'no-rerank:reranker.candidates=0'")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N questions")
     evaluate.add_argument("--no-dates", action="store_true", help="ask every question as of today")
     evaluate.add_argument("--refusals", action="store_true",
                           help="also ask the specific questions with their answers removed from the corpus, and "
                                "show how the refusal threshold trades precision against wrong refusals")
+    train = commands.add_parser("train-reranker", help="fine-tune the cross-encoder reranker on SQuAD (slow)")
+    from .train_reranker import add_arguments
+
+    add_arguments(train)
     return parser
 
 
@@ -244,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import run_eval
 
             return run_eval(settings, args)
-        with Library(settings) as library:
+        if args.command == "train-reranker":
+            from .train_reranker import run
+
+            return run(args)
+        with Library(settings, reranker=args.command == "search") as library:
             handler = {"add": _cmd_add, "list": _cmd_list, "remove": _cmd_remove, "search": _cmd_search,
                        "stats": _cmd_stats, "feed": _cmd_feed, "backup": _cmd_backup,
                        "restore": _cmd_restore}[args.command]

@@ -64,6 +64,17 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class RerankerSettings:
+    model: str = "off"
+    candidates: int = 20
+    fusion: str = "rank"
+    weight: float = 2.0
+    min_probability: float = -1.0
+    precision: str = "auto"
+    mark_sentences: bool = True
+
+
+@dataclass(frozen=True)
 class FetchSettings:
     timeout: float = 15.0
     max_redirects: int = 5
@@ -97,6 +108,7 @@ class Settings:
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    reranker: RerankerSettings = field(default_factory=RerankerSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     feeds: FeedSettings = field(default_factory=FeedSettings)
     bot: BotSettings = field(default_factory=BotSettings)

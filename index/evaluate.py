@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from .articles import ArticleDraft, parse_date
@@ -22,6 +23,8 @@ from .config import ConfigError, Settings, coerce
 from .embedding import Embedder
 from .embedding_cache import CachedEmbedder
 from .library import Library
+from .reranker import Reranker, load_reranker
+from .search import HybridSearcher
 
 CUTOFFS = (1, 3, 5, 10)
 _SPACES = re.compile(r"\s+")
@@ -49,6 +52,7 @@ class QuestionResult:
     answered: bool
     milliseconds: float
     top_dense: float  # the best cosine among the first page's passages: what the refusal rule reads
+    top_probability: float | None  # the reranker's best probability on the first page (None: no reranker)
 
 
 def apply_overrides(settings: Settings, overrides: Sequence[str]) -> Settings:
@@ -111,36 +115,39 @@ def print_table(rows: dict[str, dict[str, float]], out=sys.stdout) -> None:
         print(f"{key:<26}" + "".join(cells), file=out)
 
 
-def evaluate(library: Library, questions: Sequence[dict], use_dates: bool = True) -> list[QuestionResult]:
+def evaluate(searcher: HybridSearcher, questions: Sequence[dict], use_dates: bool = True) -> list[QuestionResult]:
     results = []
+    k = searcher.settings.k
     for q in tqdm(questions, desc="questions", unit="q", disable=not sys.stderr.isatty()):
         answers = q["answer_texts"]
         started = time.perf_counter()
         # as the bot asks: k passages on the first page (marked), the rest ranked for the metrics
-        answer = library.search(q["question"], k=library.settings.search.k, limit=max(CUTOFFS),
-                                now=parse_date(q.get("date")) if use_dates else None)
+        answer = searcher.search(q["question"], k=k, limit=max(CUTOFFS),
+                                 now=parse_date(q.get("date")) if use_dates else None)
         elapsed = (time.perf_counter() - started) * 1000
         passage_rank = next((i for i, h in enumerate(answer.hits, 1) if contains_answer(h.text, answers)), None)
         sentence_ok = None
         if passage_rank is not None:
-            hit = library.mark_hits(answer, passage_rank - 1, passage_rank).hits[passage_rank - 1]
+            hit = searcher.mark_hits(answer, passage_rank - 1, passage_rank).hits[passage_rank - 1]
             sentence_ok = contains_answer(hit.best_sentence_text or "", answers)
         articles: list = []
         for hit in answer.hits:
             if hit.article.id not in {a.id for a in articles}:
                 articles.append(hit.article)
         article_rank = next((i for i, a in enumerate(articles, 1) if contains_answer(a.text, answers)), None)
-        top_dense = max((h.dense_score for h in answer.hits[:library.settings.search.k]), default=0.0)
+        top_dense = max((h.dense_score for h in answer.hits[:k]), default=0.0)
+        probabilities = [h.rerank_score for h in answer.hits[:k] if h.rerank_score is not None]
         results.append(QuestionResult(q["id"], bool(q.get("specific")), passage_rank, article_rank, sentence_ok,
-                                      answer.answered, elapsed, top_dense))
+                                      answer.answered, elapsed, top_dense, max(probabilities, default=None)))
     return results
 
 
 def build_library(drafts: Sequence[ArticleDraft], settings: Settings, embedder: CachedEmbedder,
-                  data_dir: Path) -> tuple[Library, dict[str, int], float]:
+                  data_dir: Path, reranker: Reranker | None) -> tuple[Library, dict[str, int], float]:
     """A library of the drafts in ``data_dir``: (library, add statuses counted, seconds)."""
     started = time.perf_counter()
-    library = Library(settings.replace("library", data_dir=data_dir), embedder=embedder)  # type: ignore[arg-type]
+    library = Library(settings.replace("library", data_dir=data_dir), embedder=embedder,  # type: ignore[arg-type]
+                      reranker=reranker)
     statuses: dict[str, int] = {}
     for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
         status = library.add_draft(draft, added_by="eval").status
@@ -148,36 +155,88 @@ def build_library(drafts: Sequence[ArticleDraft], settings: Settings, embedder: 
     return library, statuses, time.perf_counter() - started
 
 
-def unanswerable_results(drafts: Sequence[ArticleDraft], questions: Sequence[dict], settings: Settings,
-                         embedder: CachedEmbedder, work_dir: Path, groups: int = 4,
-                         use_dates: bool = True) -> list[QuestionResult]:
+class ScoreMemo:
+    """A reranker that remembers its scores, so that variants of the ranking score each pair once."""
+
+    def __init__(self, reranker: Reranker) -> None:
+        self.reranker = reranker
+        self.info = reranker.info
+        self._memo: dict[tuple[str, str], float] = {}
+
+    def score(self, question: str, passages: Sequence[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(p for p in passages if (question, p) not in self._memo))
+        for passage, value in zip(todo, self.reranker.score(question, todo)):
+            self._memo[(question, passage)] = float(value)
+        return np.array([self._memo[(question, p)] for p in passages], dtype=np.float32)
+
+
+def searchers(library: Library, variants: dict[str, Settings]) -> dict[str, HybridSearcher]:
+    """One searcher per named configuration, all over the library's store, vectors and models."""
+    return {name: HybridSearcher(library.store, library.vectors, library.embedder, variant.search,
+                                 library.reranker, variant.reranker) for name, variant in variants.items()}
+
+
+def unanswerable_results(drafts: Sequence[ArticleDraft], questions: Sequence[dict], variants: dict[str, Settings],
+                         embedder: CachedEmbedder, reranker: Reranker | None, work_dir: Path, groups: int = 4,
+                         use_dates: bool = True) -> dict[str, list[QuestionResult]]:
     """The `specific` questions asked of libraries from which every article holding their answer was
     removed (in a few groups, so that few libraries are built): they should all be refused."""
     specific = [q for q in questions if q.get("specific")]
-    results: list[QuestionResult] = []
+    base = next(iter(variants.values()))
+    results: dict[str, list[QuestionResult]] = {name: [] for name in variants}
     for number in range(groups):
         group = specific[number::groups]
         answers = [a for q in group for a in q["answer_texts"]]
         kept = [d for d in drafts if not contains_answer(d.text, answers)]
-        library, _, _ = build_library(kept, settings, embedder, work_dir / f"without-{number}")
+        library, _, _ = build_library(kept, base, embedder, work_dir / f"without-{number}", reranker)
         with library:
-            results += evaluate(library, group, use_dates)
+            for name, searcher in searchers(library, variants).items():
+                results[name] += evaluate(searcher, group, use_dates)
     return results
 
 
 def print_refusals(answerable: Sequence[QuestionResult], unanswerable: Sequence[QuestionResult],
-                   current: float, out=sys.stdout) -> None:
-    """How the refusal threshold (search.min_dense_score) trades precision against wrong refusals."""
+                   searcher: HybridSearcher, out=sys.stdout) -> None:
+    """How the refusal threshold (the reranker's probability, or without one the cosine
+    search.min_dense_score) trades precision against wrong refusals."""
     print(f"refusals: {len(unanswerable)} unanswerable `specific` questions (answer-bearing articles removed),"
           f" {len(answerable)} answerable", file=out)
-    print(f"{'min_dense_score':>16}{'precision':>11}{'recall':>9}{'wrongly refused':>17}", file=out)
-    for threshold in sorted({0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, current}):
-        refused_bad = sum(r.top_dense < threshold for r in unanswerable)
-        refused_good = sum(r.top_dense < threshold for r in answerable)
+    current = searcher.refusal_threshold
+    if current is None:
+        name, current = "min_dense_score", searcher.settings.min_dense_score
+        grid = {0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6}
+
+        def signal(r: QuestionResult) -> float:
+            return r.top_dense
+    else:
+        name = "min_probability"
+        grid = {0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
+
+        def signal(r: QuestionResult) -> float:
+            return r.top_probability if r.top_probability is not None else 1.0
+    print(f"{name:>16}{'precision':>11}{'recall':>9}{'wrongly refused':>17}", file=out)
+    for threshold in sorted(grid | {round(current, 4)}):
+        refused_bad = sum(signal(r) < threshold for r in unanswerable)
+        refused_good = sum(signal(r) < threshold for r in answerable)
         precision = refused_bad / (refused_bad + refused_good) if refused_bad + refused_good else float("nan")
-        mark = "  <- current" if threshold == current else ""
-        print(f"{threshold:>16.2f}{precision:>11.3f}{refused_bad / max(1, len(unanswerable)):>9.3f}"
+        mark = "  <- current" if threshold == round(current, 4) else ""
+        print(f"{threshold:>16.4g}{precision:>11.3f}{refused_bad / max(1, len(unanswerable)):>9.3f}"
               f"{refused_good / max(1, len(answerable)):>17.3f}{mark}", file=out)
+
+
+def parse_variants(base: Settings, specs: Sequence[str]) -> dict[str, Settings]:
+    """``NAME:section.key=value,section.key=value`` → named configurations (ranking settings only,
+    so that every variant reads the same library)."""
+    variants = {"default": base}
+    for spec in specs:
+        name, sep, body = spec.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--variant {spec!r}: expected NAME:SECTION.KEY=VALUE[,SECTION.KEY=VALUE]")
+        overrides = [item for item in body.split(",") if item.strip()]
+        if any(item.strip().split(".")[0] not in {"search", "reranker"} for item in overrides):
+            raise ConfigError(f"--variant {spec!r}: only search.* and reranker.* keys can vary within one run")
+        variants[name.strip()] = apply_overrides(base, overrides)
+    return variants
 
 
 def run_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -187,24 +246,40 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {dataset} must hold corpus.jsonl and questions.jsonl", file=sys.stderr)
         return 2
     settings = apply_overrides(settings, args.set)
+    variants = parse_variants(settings, args.variant)
     cache_dir = args.cache_dir or Path.home() / ".cache" / "news-answers-bot"
     drafts = load_corpus(corpus_path)
     questions = load_questions(questions_path)[: args.limit or None]
     embedder = CachedEmbedder(Embedder(settings.embedding), cache_dir / "embeddings.sqlite3")
+    loaded = load_reranker(settings.reranker)
+    reranker = ScoreMemo(loaded) if loaded is not None and len(variants) > 1 else loaded
+    use_dates = not args.no_dates
     with tempfile.TemporaryDirectory(prefix="news-eval-") as tmp:
-        library, statuses, build_seconds = build_library(drafts, settings, embedder, Path(tmp) / "all")
+        library, statuses, build_seconds = build_library(drafts, settings, embedder, Path(tmp) / "all",
+                                                         reranker)  # type: ignore[arg-type]
         with library:
             stats = library.stats()
-            results = evaluate(library, questions, use_dates=not args.no_dates)
-        unanswerable = unanswerable_results(drafts, questions, settings, embedder, Path(tmp),
-                                            use_dates=not args.no_dates) if args.refusals else []
+            results = {name: evaluate(searcher, questions, use_dates)
+                       for name, searcher in searchers(library, variants).items()}
+            refusal_searchers = searchers(library, variants)
+        unanswerable = unanswerable_results(drafts, questions, variants, embedder, reranker,  # type: ignore[arg-type]
+                                            Path(tmp), use_dates=use_dates) if args.refusals else {}
     embedder.close()
     print(f"dataset {dataset}: {len(drafts)} articles ({statuses}), {stats.passages} passages,"
-          f" {len(results)} questions")
-    print(f"settings: chunking {dataclasses.asdict(settings.chunking)}; search {dataclasses.asdict(settings.search)}")
-    print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses);"
-          f" median query {statistics.median(r.milliseconds for r in results):.1f} ms")
-    print_table({"all": summarize(results), "specific": summarize([r for r in results if r.specific])})
-    if unanswerable:
-        print_refusals([r for r in results if r.specific], unanswerable, settings.search.min_dense_score)
+          f" {len(questions)} questions")
+    print(f"settings: chunking {dataclasses.asdict(settings.chunking)}; search {dataclasses.asdict(settings.search)};"
+          f" reranker {dataclasses.asdict(settings.reranker) if loaded else 'off (no file)'}")
+    print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses)")
+    for name, variant_results in results.items():
+        if len(variants) > 1:
+            changed = {f"{section}.{key}": value for section in ("search", "reranker")
+                       for key, value in dataclasses.asdict(getattr(variants[name], section)).items()
+                       if value != getattr(getattr(settings, section), key)}
+            print(f"\n== {name} {changed or ''}")
+        print(f"median question {statistics.median(r.milliseconds for r in variant_results):.1f} ms,"
+              f" p90 {statistics.quantiles([r.milliseconds for r in variant_results], n=10)[-1]:.1f} ms"
+              + (" (reranker scores memoised across variants: later variants look faster)" if len(variants) > 1 else ""))
+        print_table({"all": summarize(variant_results), "specific": summarize([r for r in variant_results if r.specific])})
+        if unanswerable:
+            print_refusals([r for r in variant_results if r.specific], unanswerable[name], refusal_searchers[name])
     return 0

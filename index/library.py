@@ -34,6 +34,7 @@ from .embedding import Embedder
 from .extract import SUPPORTED_SUFFIXES, IngestError, from_bytes_named, from_plain_text
 from .fetch import Download, fetch
 from .near_duplicates import NearDuplicateIndex, signature
+from .reranker import Reranker, load_reranker
 from .search import Answer, HybridSearcher
 from .store import Store
 from .vectors import VectorIndex
@@ -76,7 +77,9 @@ class LibraryStats:
 
 
 class Library:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 reranker: Reranker | None | bool = True) -> None:
+        """``reranker``: a loaded one to share, True to load the configured one, False or None for none."""
         self.settings = settings
         self.data_dir = settings.library.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,11 @@ class Library:
             self.store.close()
             raise
         self._seen_version = self.store.data_version()
-        self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search)
+        if reranker is True:
+            reranker = load_reranker(settings.reranker)
+        self.reranker: Reranker | None = reranker or None
+        self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search,
+                                       self.reranker, settings.reranker)
 
     # -- life cycle ---------------------------------------------------------------------------------
     def close(self) -> None:

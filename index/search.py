@@ -1,5 +1,6 @@
 """Hybrid search: dense (FAISS) and BM25 (FTS5) candidates fused by reciprocal rank, a soft recency
-prior, near-duplicate removal, the best-answering sentence of each passage, and the refusal rule."""
+prior, near-duplicate removal, a cross-encoder reranking the best candidates (its rank fused in as
+one more list), the best-answering sentence of each passage, and the refusal rule."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import numpy as np
 
 from .articles import Article
 from .chunking import split_sentences
-from .config import SearchSettings
+from .config import ConfigError, RerankerSettings, SearchSettings
 from .embedding import Embedder
+from .reranker import Reranker, passage_input
 from .store import Store, fts_query
 from .vectors import VectorIndex
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
+FUSIONS = ("rank", "probability")  # how the reranker's judgement joins the fused score
 # Share of the recency bonus given to an article whose date is unknown.
 UNDATED_RECENCY_SHARE = 0.5
 
@@ -36,6 +39,7 @@ class Hit:
     dense_rank: int | None
     lexical_rank: int | None
     best_sentence: tuple[int, int] | None = None  # span within ``text``
+    rerank_score: float | None = None  # the cross-encoder's probability that the passage answers
 
     @property
     def best_sentence_text(self) -> str | None:
@@ -70,13 +74,28 @@ def recency_bonus(published: date | None, now: date, weight: float, days: float)
 
 
 class HybridSearcher:
-    """Strategy fixed at construction: which store, vectors, model and weights to use."""
+    """Strategy fixed at construction: which store, vectors, models and weights to use. Without a
+    reranker (file missing or switched off) the fused ranking stands and the cosine rule refuses."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, settings: SearchSettings) -> None:
+    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, settings: SearchSettings,
+                 reranker: Reranker | None = None, rerank_settings: RerankerSettings | None = None) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
         self.settings = settings
+        self.rerank_settings = rerank_settings or RerankerSettings()
+        if self.rerank_settings.fusion not in FUSIONS:
+            raise ConfigError(f"[reranker] fusion must be one of {', '.join(FUSIONS)}, "
+                              f"not {self.rerank_settings.fusion!r}")
+        self.reranker = reranker if self.rerank_settings.candidates > 0 else None
+
+    @property
+    def refusal_threshold(self) -> float | None:
+        """The reranker probability below which a question counts as not answered (None: no reranker)."""
+        if self.reranker is None:
+            return None
+        configured = self.rerank_settings.min_probability
+        return configured if configured >= 0 else self.reranker.info.threshold
 
     def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
                limit: int | None = None, mark: int | None = None) -> Answer:
@@ -115,19 +134,42 @@ class HybridSearcher:
             scored.append((score, pid))
         scored.sort(key=lambda item: -item[0])
 
-        chosen = self._drop_near_duplicates([pid for _, pid in scored], limit)
+        score_of = {pid: score for score, pid in scored}
+        reranked = self.rerank_settings.candidates if self.reranker is not None else 0
+        chosen = self._drop_near_duplicates([pid for _, pid in scored], max(limit, reranked))
+        probability: dict[int, float] = {}
+        if reranked:
+            head = chosen[:reranked]
+            scores = self.reranker.score(question, [passage_input(articles[rows[pid].article_id].title, rows[pid].text)
+                                                    for pid in head])
+            by_probability = self.rerank_settings.fusion == "probability"
+            for rank, index in enumerate(np.argsort(-scores, kind="stable"), 1):
+                pid = head[index]
+                probability[pid] = float(scores[index])
+                score_of[pid] += self.rerank_settings.weight * (
+                    probability[pid] if by_probability else 1.0 / (s.rrf_k + rank))
+            chosen.sort(key=lambda pid: -score_of[pid])
+        chosen = chosen[:limit]
         chosen_vectors = self.vectors.reconstruct(chosen)
         cosines = chosen_vectors @ query_vector if len(chosen) else np.zeros(0)
-        score_of = {pid: score for score, pid in scored}
         hits = [
             Hit(passage_id=pid, article=articles[rows[pid].article_id], text=rows[pid].text, start=rows[pid].start,
                 end=rows[pid].end, score=score_of[pid], dense_score=float(cos), dense_rank=dense_rank.get(pid),
-                lexical_rank=lexical_rank.get(pid))
+                lexical_rank=lexical_rank.get(pid), rerank_score=probability.get(pid))
             for pid, cos in zip(chosen, cosines)
         ]
-        answered = bool(hits) and max(hit.dense_score for hit in hits[:k]) >= s.min_dense_score
-        answer = Answer(question, hits, answered, query_vector)
+        answer = Answer(question, hits, self._answers(hits[:k]), query_vector)
         return self.mark_hits(answer, 0, k if mark is None else mark)
+
+    def _answers(self, first_page: list[Hit]) -> bool:
+        """The refusal rule: the reranker's calibrated probability when it ran, else cosine similarity."""
+        if not first_page:
+            return False
+        threshold = self.refusal_threshold
+        probabilities = [hit.rerank_score for hit in first_page if hit.rerank_score is not None]
+        if threshold is not None and probabilities:
+            return max(probabilities) >= threshold
+        return max(hit.dense_score for hit in first_page) >= self.settings.min_dense_score
 
     def mark_hits(self, answer: Answer, start: int, stop: int) -> Answer:
         """The answer with the best sentences of ``hits[start:stop]`` marked."""
@@ -155,12 +197,18 @@ class HybridSearcher:
         return kept
 
     def mark_best_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Hit]:
-        """Set each hit's best sentence: closest in meaning to the question, helped by shared keywords."""
+        """Set each hit's best sentence: closest in meaning to the question, helped by shared keywords and,
+        with ``reranker.mark_sentences``, by the reranker's probability that the sentence answers."""
         if not hits:
             return hits
         spans_per_hit = [split_sentences(hit.text) for hit in hits]
         sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
         vectors = self.embedder.embed(sentences)
+        if self.reranker is not None and self.rerank_settings.mark_sentences:
+            titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
+            readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
+        else:
+            readings = np.zeros(len(sentences), dtype=np.float32)
         keywords = set((fts_query(question) or "").replace('"', "").split(" OR "))
         marked: list[Hit] = []
         offset = 0
@@ -169,7 +217,8 @@ class HybridSearcher:
             for i, span in enumerate(spans):
                 words = set(_WORDS.findall(hit.text[span.start:span.end].casefold()))
                 overlap = len(words & keywords) / max(1, len(keywords))
-                score = float(vectors[offset + i] @ query_vector) + self.settings.sentence_keyword_weight * overlap
+                score = (float(vectors[offset + i] @ query_vector) + self.settings.sentence_keyword_weight * overlap
+                         + float(readings[offset + i]))
                 if score > best_score:
                     best, best_score = (span.start, span.end), score
             offset += len(spans)

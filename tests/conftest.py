@@ -15,6 +15,7 @@ from index.config import Settings, load_settings  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
 from index.library import Library  # noqa: E402
 from index.samples import sample_paths  # noqa: E402
+from tests.helpers import run_cli, write_squad_like  # noqa: E402
 from tests.web_pages import site  # noqa: E402,F401 - fixture
 
 
@@ -44,3 +45,16 @@ def sample_library_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embed
         results = list(lib.add_sources([str(p) for p in sample_paths()]))
     assert all(r.status == "added" for r in results), [r.message for r in results]
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reranker file written by the real training command on the tiny data set (a few steps)."""
+    work = tmp_path_factory.mktemp("reranker")
+    write_squad_like(work / "squad")
+    out = work / "out" / "reranker.safetensors"
+    result = run_cli("train-reranker", str(work / "squad"), str(out), "--questions", "8", "--groups-per-batch", "4",
+                     "--calibration-questions", "6", "--max-length", "64", data_dir=work / "data")
+    assert result.returncode == 0, result.stderr
+    assert "calibration on SQuAD 2.0 dev" in result.stderr
+    return out

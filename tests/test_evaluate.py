@@ -30,7 +30,7 @@ def test_answer_matching_follows_the_dataset_rule() -> None:
     assert not contains_answer("Kestrel Bridges everywhere", ["Kestrel Bridge"])
 
 
-def test_eval_command_prints_recall_and_refusals(tmp_path: Path) -> None:
+def test_eval_command_prints_recall_and_refusals(tmp_path: Path, trained_reranker: Path) -> None:
     dataset = tmp_path / "set"
     dataset.mkdir()
     with open(dataset / "corpus.jsonl", "w") as corpus:
@@ -40,11 +40,18 @@ def test_eval_command_prints_recall_and_refusals(tmp_path: Path) -> None:
     with open(dataset / "questions.jsonl", "w") as questions:
         questions.writelines(json.dumps(q) + "\n" for q in QUESTIONS)
     result = run_cli("eval", str(dataset), "--cache-dir", str(tmp_path / "cache"), "--refusals",
-                     "--set", "library.min_article_words=10", data_dir=tmp_path / "unused")
+                     "--set", "library.min_article_words=10", "--set", f"reranker.model={trained_reranker}",
+                     "--set", "reranker.min_probability=0.0", "--variant", "plain:reranker.candidates=0",
+                     data_dir=tmp_path / "unused")
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
-    assert lines["R@1"] == ["1.000", "1.000"]
-    assert "refusals:" in result.stdout and "<- current" in result.stdout
+    reranked, _, plain = result.stdout.partition("== plain")
+    for table in (reranked, plain):  # one table per configuration, each with its refusal sweep
+        lines = {line.split()[0]: line.split()[1:] for line in table.splitlines() if line.strip()}
+        assert lines["R@1"] == ["1.000", "1.000"]
+        assert "refusals:" in table and "<- current" in table
+    assert "min_probability" in reranked and "min_dense_score" in plain
+    bad = run_cli("eval", str(dataset), "--variant", "x:chunking.max_tokens=64", data_dir=tmp_path / "unused")
+    assert bad.returncode == 2 and "only search.* and reranker.*" in bad.stderr
     again = run_cli("eval", str(dataset), "--cache-dir", str(tmp_path / "cache"),
                     "--set", "library.min_article_words=10", data_dir=tmp_path / "unused")
     assert "0 misses" in again.stdout  # the embedding cache served the rerun

@@ -1,6 +1,6 @@
 """Reranker cost per question: milliseconds to score N candidate passages, per precision.
 
-    .venv/bin/python benchmarks/rerank_latency.py [--candidates 10 20 30 50] [--repeat 15]
+    .venv/bin/python benchmarks/rerank_latency.py MODEL.safetensors [--candidates 10 20 30 50] [--repeat 15]
 
 Passages are the shipped sample articles' passages (192-token windows with their titles), the question
 a typical news question. Prints medians and each precision's ratio to fp32, measured in the same run.
@@ -23,6 +23,7 @@ QUESTION = "What did the UN Security Council threaten after the missile test?"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a reranker file written by python -m index train-reranker")
     parser.add_argument("--candidates", type=int, nargs="+", default=[10, 20, 30, 50])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
     parser.add_argument("--repeat", type=int, default=15)
@@ -45,9 +46,9 @@ def main() -> int:
     print(f"{len(rows)} sample passages; question: {QUESTION!r}; {args.repeat} runs each, medians")
     header = f"{'candidates':>10}" + "".join(f"{p + ' ms':>12}" for p in args.precisions)
     print(header + "".join(f"{p + '/fp32':>12}" for p in args.precisions if p != "fp32"))
-    models = {p: load_reranker(RerankerSettings(precision=p)) for p in args.precisions}
+    models = {p: load_reranker(RerankerSettings(model=args.model, precision=p)) for p in args.precisions}
     if any(m is None for m in models.values()):
-        print("the reranker file is missing", file=sys.stderr)
+        print(f"{args.model} is missing or not a reranker file", file=sys.stderr)
         return 2
     for n in args.candidates:
         batch = passages[:n]

@@ -7,7 +7,7 @@ import logging
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
-from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
+from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
                           MessageHandler, filters)
 
 from index.config import Settings
@@ -18,6 +18,7 @@ from .handlers.errors import on_error
 from .handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
 from .handlers.info import on_help
 from .handlers.questions import on_question
+from .retries import RetryingRateLimiter
 from .service import ChatService
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
         .token(token)
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=5))
+        .rate_limiter(RetryingRateLimiter())
         .concurrent_updates(True)
         .post_init(register_commands)
         .build()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
-from telegram.constants import ParseMode
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from .service import ChatService, Reply
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+log = logging.getLogger(__name__)
 
 
 def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
@@ -22,6 +25,14 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
                                  for row in reply.buttons])
+
+
+async def show_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: ChatAction) -> None:
+    """Show "typing…" (or another action); a failure is logged, never in the way of the answer."""
+    try:
+        await context.bot.send_chat_action(chat_id, action)
+    except TelegramError as exc:
+        log.info("could not show %s in %s: %s", action.value, chat_id, exc)
 
 
 async def send_replies(context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: Sequence[Reply],

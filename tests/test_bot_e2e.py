@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,68 +15,24 @@ import pytest
 
 from tests import web_pages
 from tests.botapi import BotApiServer
+from tests.bot_runner import PROJECT, RunningBot, running_bot, stop_bot
 
-PROJECT = Path(__file__).resolve().parent.parent
 ADMIN = 111
 UN_QUESTION = "what did the UN Security Council say?"
-
-
-def stop_bot(process: subprocess.Popen) -> None:
-    """Interrupt the bot as Ctrl-C would; kill it if it has not exited within 30 s."""
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class RunningBot:
-    def __init__(self, server: BotApiServer, process: subprocess.Popen, log_path: Path) -> None:
-        self.server = server
-        self.process = process
-        self.log_path = log_path
-
-    def ask(self, chat_id: int, text: str, **kwargs) -> list[dict]:
-        self.server.send_text(chat_id, text, **kwargs)
-        return self.server.wait_for_messages(chat_id, timeout=60)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
 def bot(sample_library_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
     work = tmp_path_factory.mktemp("bot")
-    data_dir = work / "data"
-    shutil.copytree(sample_library_dir, data_dir)
-    server = BotApiServer().start()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(work),
-        "HF_HUB_OFFLINE": "1",
-        "TELEGRAM_BOT_TOKEN": server.token,
-        "TELEGRAM_API_BASE_URL": server.base_url,
-        "NEWSBOT_DATA_DIR": str(data_dir),
+    shutil.copytree(sample_library_dir, work / "data")
+    with running_bot(work, {
         "NEWSBOT_ADMIN_IDS": str(ADMIN),
-        "NEWSBOT_BOT_POLL_TIMEOUT": "1",
         "NEWSBOT_BOT_LIST_PAGE_SIZE": "3",
         "NEWSBOT_FETCH_ALLOW_HOSTS": "127.0.0.1",
         "NEWSBOT_FEEDS_CHECK_SECONDS": "1",
         "NEWSBOT_FEEDS_POLL_MINUTES": "0.02",
-    }
-    log_path = work / "bot.log"
-    log_file = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, "-m", "bot", "--verbose"], cwd=PROJECT, env=env,
-                               stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    running = RunningBot(server, process, log_path)
-    try:
-        server.wait_for_call("getUpdates", timeout=180)
+    }) as running:
         yield running
-    finally:
-        stop_bot(process)
-        log_file.close()
-        server.stop()
 
 
 def _buttons(message: dict) -> list[dict]:

@@ -12,7 +12,7 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from ..service import REFUSAL, ChatService, Reply, add_summary_html, parse_add_arguments
-from ..telegram_io import edit_reply, send_replies, service_of
+from ..telegram_io import edit_reply, send_replies, service_of, show_action
 
 HandlerCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
@@ -53,7 +53,7 @@ async def on_add(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "/add followed by the article's text on the next lines — the first line is the title\n"
             "or send a .txt, .md, .html or .pdf file.")])
         return
-    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    await show_action(context, message.chat_id, ChatAction.TYPING)
     if text is not None:
         reply = await asyncio.to_thread(service.add_text, user.id, text, added_by(user))
         await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
@@ -88,7 +88,7 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             f"⚠️ {escape(name)} is too large ({document.file_size:,} bytes; the limit is {limit:,}).")],
             reply_to=message.message_id)
         return
-    await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT)
+    await show_action(context, message.chat_id, ChatAction.UPLOAD_DOCUMENT)
     telegram_file = await context.bot.get_file(document.file_id)
     data = bytes(await telegram_file.download_as_bytearray())
     reply = await asyncio.to_thread(service.add_document, user.id, data, name, added_by(user))

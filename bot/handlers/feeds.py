@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import ContextTypes
 
-from ..telegram_io import send_replies, service_of
+from ..telegram_io import send_replies, service_of, show_action
 from .admin import admin_command, added_by, command_argument, refuse_unless_admin
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ async def on_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     message = update.effective_message
     if message is None or await refuse_unless_admin(update, context):
         return
-    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    await show_action(context, message.chat_id, ChatAction.TYPING)
     user = update.effective_user
     reply = await service_of(context).subscribe(user.id, command_argument(message), added_by(user))
     await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)

@@ -9,7 +9,7 @@ from telegram import Message, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.ext import ContextTypes
 
-from ..telegram_io import send_replies, service_of
+from ..telegram_io import send_replies, service_of, show_action
 
 
 def question_text(message: Message, bot_id: int, bot_username: str) -> str | None:
@@ -32,6 +32,6 @@ async def on_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     question = question_text(message, context.bot.id, context.bot.username)
     if question is None:
         return
-    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    await show_action(context, message.chat_id, ChatAction.TYPING)
     replies = await asyncio.to_thread(service_of(context).answer, message.chat_id, question)
     await send_replies(context, message.chat_id, replies, reply_to=message.message_id)

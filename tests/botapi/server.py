@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
+import socket
 import threading
 import time
 import urllib.request
@@ -391,6 +393,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         status, payload, content_type = self.server.emulator.handle_http(
             self.path, self.headers.get("Content-Type", ""), body)
+        if status == DROP_CONNECTION:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection cut, no answer
+            except OSError:
+                pass
+            return
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -413,6 +422,22 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, emulator: BotApiServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.emulator = emulator
+
+
+DROP_CONNECTION = 0  # a status handle_http returns to have the connection closed without an answer
+CHAOS_KINDS = ("429", "5xx", "slow", "drop")
+
+
+@dataclass
+class _Chaos:
+    """Random faults on a share of the calls of some methods (see ``BotApiServer.set_chaos``)."""
+
+    rate: float
+    methods: frozenset[str]
+    kinds: tuple[str, ...]
+    rng: random.Random
+    slow_seconds: tuple[float, float]
+    counts: dict[str, int]
 
 
 def _json_reply(status: int, body: Any) -> tuple[int, bytes, str]:
@@ -461,6 +486,7 @@ class BotApiServer:
         self._errors: list[tuple[str, str]] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        self._chaos: _Chaos | None = None
         self._webhook_url = ""
         self._webhook_secret = ""
         self._webhook_thread: threading.Thread | None = None
@@ -545,6 +571,36 @@ class BotApiServer:
         with self._cond:
             self._delays[method.lower()] = seconds
 
+    def set_chaos(self, rate: float, methods: tuple[str, ...] = ("sendMessage", "sendChatAction",
+                                                                  "editMessageText", "getUpdates"),
+                  kinds: tuple[str, ...] = CHAOS_KINDS, seed: int = 0,
+                  slow_seconds: tuple[float, float] = (0.5, 2.0)) -> None:
+        """From now on a share ``rate`` of the calls of ``methods`` meets one random fault of ``kinds``:
+        "429" (retry after 1 s), "5xx" (502 Bad Gateway), "slow" (answered after a delay) or "drop"
+        (the connection is closed before the call is carried out). The 429, 5xx and drop faults leave
+        the call undone, as Telegram does. ``rate`` 0 ends it."""
+        unknown = set(kinds) - set(CHAOS_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        with self._cond:
+            self._chaos = _Chaos(rate, frozenset(m.lower() for m in methods), tuple(kinds), random.Random(seed),
+                                 slow_seconds, {kind: 0 for kind in kinds}) if rate > 0 else None
+
+    @property
+    def chaos_counts(self) -> dict[str, int]:
+        """How many faults of each kind the chaos mode has injected."""
+        with self._cond:
+            return dict(self._chaos.counts) if self._chaos else {}
+
+    def _chaos_fault(self, method: str) -> str | None:
+        """The fault this call meets, if any (call with the lock held)."""
+        chaos = self._chaos
+        if chaos is None or method.lower() not in chaos.methods or chaos.rng.random() >= chaos.rate:
+            return None
+        kind = chaos.rng.choice(chaos.kinds)
+        chaos.counts[kind] += 1
+        return kind
+
     # ---- HTTP entry point
 
     def handle_http(self, raw_path: str, content_type: str, body: bytes) -> tuple[int, bytes, str]:
@@ -581,6 +637,17 @@ class BotApiServer:
             if handler is None:
                 self._errors.append((name, "Not Found: method not found"))
                 return _json_reply(404, ApiError(404, "Not Found: method not found").payload())
+            fault = self._chaos_fault(name)
+            if fault == "drop":
+                self._errors.append((name, "chaos: connection dropped"))
+                return DROP_CONNECTION, b"", ""
+            if fault in {"429", "5xx"}:
+                error = _Fault(429 if fault == "429" else 502, 1, 1, None).error()
+                self._errors.append((name, f"chaos: {error.description}"))
+                return _json_reply(error.code, error.payload())
+            if fault == "slow":
+                assert self._chaos is not None
+                delay += self._chaos.rng.uniform(*self._chaos.slow_seconds)
         if delay > 0:
             self._stop_event.wait(delay)
         with self._cond:

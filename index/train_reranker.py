@@ -107,7 +107,8 @@ def training_groups(passages: dict[int, Passage], questions: Sequence[Question],
     for passage in passages.values():
         by_article.setdefault(passage.title, []).append(passage.id)
     all_ids = list(passages)
-    sample = rng.sample([q for q in questions if q.answerable and q.answer], min(options.questions, len(questions)))
+    eligible = [q for q in questions if q.answerable and q.answer]
+    sample = rng.sample(eligible, min(options.questions, len(eligible)))
     groups = []
     for q in sample:
         answers = [q.answer] if q.answer else []

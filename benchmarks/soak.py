@@ -59,16 +59,11 @@ def main() -> int:
     parser.add_argument("--wave", type=int, default=50)
     args = parser.parse_args()
 
-    from index.config import load_settings
-    from index.library import Library
-    from index.samples import sample_paths
-    from tests.bot_runner import SAMPLE_QUESTIONS, running_bot
+    from tests.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, running_bot
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         work = Path(tmp)
-        settings = load_settings(environ={}).replace("library", data_dir=work / "data")
-        with Library(settings, reranker=None) as library:
-            list(library.add_sources([str(p) for p in sample_paths()]))
+        add_sample_articles(work / "data")
         with running_bot(work, {"NEWSBOT_ADMIN_IDS": str(ADMIN)}) as bot:
             server, pid = bot.server, bot.process.pid
             asked = answered = adds = removes = 0

@@ -29,16 +29,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from index.config import load_settings
-    from index.library import Library
-    from index.samples import sample_paths
-    from tests.bot_runner import ask_under_faults, running_bot
+    from tests.bot_runner import add_sample_articles, ask_under_faults, running_bot
 
     with tempfile.TemporaryDirectory(prefix="telegram-faults-") as tmp:
         work = Path(tmp)
-        settings = load_settings(environ={}).replace("library", data_dir=work / "data")
-        with Library(settings, reranker=None) as library:
-            list(library.add_sources([str(p) for p in sample_paths()]))
+        add_sample_articles(work / "data")
         with running_bot(work, {}) as bot:
             report = ask_under_faults(bot, args.questions, args.users, args.rate, args.seed,
                                       settle_seconds=max(240.0, args.questions * 2.0))

@@ -34,9 +34,10 @@ class RetryingRateLimiter(AIORateLimiter):
             except (BadRequest, TimedOut):
                 raise
             except NetworkError as exc:
-                if delay is None or endpoint == "getUpdates":  # the updater retries polling by itself
-                    if endpoint != "getUpdates":
-                        log.error("%s failed after %d tries: %s", endpoint, attempt + 1, exc)
+                if endpoint == "getUpdates":  # the updater retries polling by itself
+                    raise
+                if delay is None:
+                    log.error("%s failed after %d tries: %s", endpoint, attempt + 1, exc)
                     raise
                 log.warning("%s failed (%s); trying again in %.1f s", endpoint, exc, delay)
                 await asyncio.sleep(delay)

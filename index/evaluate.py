@@ -259,9 +259,8 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
                                                          reranker)  # type: ignore[arg-type]
         with library:
             stats = library.stats()
-            results = {name: evaluate(searcher, questions, use_dates)
-                       for name, searcher in searchers(library, variants).items()}
-            refusal_searchers = searchers(library, variants)
+            variant_searchers = searchers(library, variants)
+            results = {name: evaluate(searcher, questions, use_dates) for name, searcher in variant_searchers.items()}
         unanswerable = unanswerable_results(drafts, questions, variants, embedder, reranker,  # type: ignore[arg-type]
                                             Path(tmp), use_dates=use_dates) if args.refusals else {}
     embedder.close()
@@ -281,5 +280,5 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
               + (" (reranker scores memoised across variants: later variants look faster)" if len(variants) > 1 else ""))
         print_table({"all": summarize(variant_results), "specific": summarize([r for r in variant_results if r.specific])})
         if unanswerable:
-            print_refusals([r for r in variant_results if r.specific], unanswerable[name], refusal_searchers[name])
+            print_refusals([r for r in variant_results if r.specific], unanswerable[name], variant_searchers[name])
     return 0

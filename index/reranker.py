@@ -106,7 +106,7 @@ def build_classifier():
 
 @dataclass(frozen=True)
 class RerankerInfo:
-    """What the shipped file says about itself."""
+    """What a reranker file says about itself."""
 
     threshold: float  # probability below which the best passage does not answer
     max_length: int

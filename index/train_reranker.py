@@ -23,7 +23,7 @@ import sqlite3
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -280,11 +280,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The train-reranker command."""
-    options = TrainingOptions(questions=args.questions, hard_negatives=args.hard_negatives,
-                              easy_negatives=args.easy_negatives, groups_per_batch=args.groups_per_batch,
-                              learning_rate=args.learning_rate, max_length=args.max_length,
-                              max_minutes=args.max_minutes, calibration_questions=args.calibration_questions,
-                              refusal_precision=args.refusal_precision, seed=args.seed, precision=args.precision)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainingOptions) if hasattr(args, f.name)}
+    options = TrainingOptions(**given)  # each option has its --flag, except the fixed warmup_share
     for name in ("train-v1.0.passages.jsonl.gz", "train-v1.0.questions.jsonl.gz",
                  "dev-v2.0.passages.jsonl.gz", "dev-v2.0.questions.jsonl.gz"):
         if not (args.data_dir / name).is_file():

@@ -41,6 +41,17 @@ class RunningBot:
         return self.log_path.read_text(errors="replace")
 
 
+def add_sample_articles(data_dir: Path) -> None:
+    """Put the project's sample articles in a new library (for scripts; tests copy a fixture's)."""
+    from index.config import load_settings
+    from index.library import Library
+    from index.samples import sample_paths
+
+    settings = load_settings(environ={}).replace("library", data_dir=data_dir)
+    with Library(settings, reranker=None) as library:
+        list(library.add_sources([str(p) for p in sample_paths()]))
+
+
 @contextmanager
 def running_bot(work: Path, env: dict[str, str]) -> Iterator[RunningBot]:
     """The bot on the library in ``work/data``, logging to ``work/bot.log``, with extra ``env``."""

@@ -87,7 +87,8 @@ def check(data_dir: Path, completed: list[str], recent: list[str], embedder) -> 
             problems.append(f"{len(lacking)} passages without a stored vector")
         if not np.array_equal(np.sort(library.vectors.ids()), np.sort(ids)):
             problems.append(f"FAISS holds {len(library.vectors)} ids, SQLite {len(ids)} passages")
-        elif len(stored_ids) and not np.allclose(library.vectors.reconstruct(list(stored_ids)), matrix, atol=1e-6):
+        elif len(stored_ids) and library.vectors.exact and not np.allclose(
+                library.vectors.reconstruct(list(stored_ids)), matrix, atol=1e-6):
             problems.append("FAISS vectors differ from SQLite's")
         in_faiss = set(library.vectors.ids().tolist())
         for code in completed:

@@ -28,13 +28,6 @@ ADMIN = 111
 TOPICS = "harbour ferry orchard museum bridge railway library festival clinic market stadium forest".split()
 
 
-def resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def open_files(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
@@ -59,7 +52,7 @@ def main() -> int:
     parser.add_argument("--wave", type=int, default=50)
     args = parser.parse_args()
 
-    from tests.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, running_bot
+    from tests.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, resident_mb, running_bot
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         work = Path(tmp)

@@ -61,11 +61,10 @@ class Chunker:
 
     def chunk(self, title: str, text: str) -> list[Passage]:
         """Split an article body into passages; every character of every sentence is in some passage."""
-        sentences = self._fit_sentences(text, split_sentences(text), self._budget(title))
+        budget = self._budget(title)
+        sentences, counts = self._fit_sentences(text, split_sentences(text), budget)
         if not sentences:
             return []
-        budget = self._budget(title)
-        counts = self.count_tokens([text[s.start:s.end] for s in sentences])
         passages: list[Passage] = []
         first = 0
         while first < len(sentences):
@@ -94,15 +93,18 @@ class Chunker:
         title_tokens = self.count_tokens([title])[0] + 1  # the newline between title and text
         return max(self.max_tokens // 2, self.max_tokens - title_tokens)
 
-    def _fit_sentences(self, text: str, sentences: list[Span], budget: int) -> list[Span]:
-        """Cut sentences longer than the budget at word boundaries, so none is truncated by the model."""
+    def _fit_sentences(self, text: str, sentences: list[Span], budget: int) -> tuple[list[Span], list[int]]:
+        """Cut sentences longer than the budget at word boundaries, so none is truncated by the model.
+        Returns the spans and their token counts (each text is tokenised once, the cut pieces twice)."""
         if not sentences:
-            return []
+            return [], []
         counts = self.count_tokens([text[s.start:s.end] for s in sentences])
         fitted: list[Span] = []
+        fitted_counts: list[int | None] = []
         for span, count in zip(sentences, counts):
             if count <= budget:
                 fitted.append(span)
+                fitted_counts.append(count)
                 continue
             words = [(m.start() + span.start, m.end() + span.start) for m in _WORD.finditer(text[span.start:span.end])]
             word_counts = self.count_tokens([text[a:b] for a, b in words])
@@ -110,11 +112,16 @@ class Chunker:
             for (a, b), n in zip(words, word_counts):
                 if used and used + n > budget:
                     fitted.append(Span(piece_start, prev_end))
+                    fitted_counts.append(None)
                     piece_start, used = a, 0
                 used += n
                 prev_end = b
             fitted.append(Span(piece_start, prev_end))
-        return fitted
+            fitted_counts.append(None)
+        recount = [i for i, n in enumerate(fitted_counts) if n is None]
+        for i, n in zip(recount, self.count_tokens([text[fitted[i].start:fitted[i].end] for i in recount])):
+            fitted_counts[i] = n
+        return fitted, [int(n) for n in fitted_counts]  # type: ignore[arg-type]
 
 
 def _is_heading(text: str, span: Span) -> bool:

@@ -34,12 +34,24 @@ class LibrarySettings:
     near_duplicate_threshold: float = 0.8
 
 
+EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class EmbeddingSettings:
     model: str = "bundled"
     device: str = "cpu"
     batch_size: int = 64
     threads: int = 0
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", str(self.precision).strip().lower())
+        if self.precision not in EMBEDDING_PRECISIONS:
+            raise ConfigError(f"[embedding] precision: must be one of {', '.join(EMBEDDING_PRECISIONS)},"
+                              f" not {self.precision!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"[embedding] batch_size: must be at least 1, not {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,16 @@ class SearchSettings:
     lexical_weight: float = 1.0
     recency_weight: float = 0.02
     recency_days: float = 7.0
+    lexical_budget: int = 20_000
     min_dense_score: float = 0.30
     dedup_similarity: float = 0.95
     sentence_keyword_weight: float = 0.3
+
+
+@dataclass(frozen=True)
+class VectorSettings:
+    exact_limit: int = 100_000
+    probe_lists: int = 24
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,7 @@ class Settings:
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    vectors: VectorSettings = field(default_factory=VectorSettings)
     reranker: RerankerSettings = field(default_factory=RerankerSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     feeds: FeedSettings = field(default_factory=FeedSettings)

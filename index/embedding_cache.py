@@ -1,4 +1,4 @@
-"""A disk cache of passage embeddings keyed by model and text hash, so evaluation reruns are quick."""
+"""A disk cache of passage embeddings keyed by model, precision and text hash, so evaluation reruns are quick."""
 
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ from .embedding import Embedder
 
 
 class CachedEmbedder:
-    """Wraps an Embedder: texts seen before with the same model are read from disk, not re-embedded."""
+    """Wraps an Embedder: texts seen before with the same model and precision are read from disk, not
+    re-embedded."""
 
     def __init__(self, embedder: Embedder, path: Path) -> None:
         self.embedder = embedder
+        # fp32 keys are those written before precisions existed (their vectors are fp32 ones); any
+        # other precision (or an embedder that names none) gets keys of its own.
+        precision = getattr(embedder, "precision", None) or "unknown"
+        self._prefix = embedder.name if precision == "fp32" else f"{embedder.name}\x00{precision}"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
@@ -27,7 +32,7 @@ class CachedEmbedder:
         return getattr(self.embedder, name)
 
     def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self.embedder.name}\x00{text}".encode("utf-8")).hexdigest()
+        return hashlib.sha1(f"{self._prefix}\x00{text}".encode("utf-8")).hexdigest()
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         keys = [self._key(t) for t in texts]

@@ -37,12 +37,14 @@ from .near_duplicates import NearDuplicateIndex, signature
 from .reranker import Reranker, load_reranker
 from .search import Answer, HybridSearcher
 from .store import Store
-from .vectors import VectorIndex
+from .vectors import VectorIndex, training_size
 
 log = logging.getLogger(__name__)
 DATABASE_FILE = "library.sqlite3"
 VECTORS_FILE = "vectors.faiss"
 LOCK_FILE = "write.lock"
+# Vectors read from SQLite at a time when the FAISS index is repaired or rebuilt.
+VECTOR_BATCH = 50_000
 
 
 class LibraryBusy(RuntimeError):
@@ -99,8 +101,8 @@ class Library:
         try:
             with self._writing():
                 self._check_model()
-                self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension) \
-                    or VectorIndex(self.embedder.dimension)
+                self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension, settings.vectors) \
+                    or self._empty_vectors()
                 if self._reconcile():
                     self._save_vectors()
         except BaseException:
@@ -136,8 +138,29 @@ class Library:
     def _vectors_changed(self) -> None:
         """Save the index now, or later if it was saved moments ago (SQLite already holds every change)."""
         self._unsaved_changes += 1
-        if time.monotonic() - self._last_save >= self.settings.library.index_save_seconds:
+        if self._fit_layout() or time.monotonic() - self._last_save >= self.settings.library.index_save_seconds:
             self._save_vectors()
+
+    def _empty_vectors(self) -> VectorIndex:
+        return VectorIndex(self.embedder.dimension, self.settings.vectors)
+
+    def _fit_layout(self, count: int | None = None) -> bool:
+        """Rebuild the vector index from SQLite when ``count`` passages (default: as many as it holds)
+        call for another layout (exact when small, inverted lists when large); True when it did."""
+        if not self.vectors.outgrown(count):
+            return False
+        ids = self.store.passage_ids()
+        dimension = self.embedder.dimension
+        log.info("re-organising the vector index for %d passages", len(ids))
+        started = time.monotonic()
+        sample_ids = np.random.default_rng(0).choice(ids, training_size(len(ids)), replace=False)
+        _, sample, _ = self.store.vectors(np.sort(sample_ids), dimension)
+        batches = (self.store.vectors(ids[first:first + VECTOR_BATCH], dimension)[:2]
+                   for first in range(0, len(ids), VECTOR_BATCH))
+        self.vectors.replace_with(VectorIndex.build(dimension, self.settings.vectors, len(ids), sample, batches))
+        log.info("vector index: %s over %d passages (%.1f s)", self.vectors.layout, len(self.vectors),
+                 time.monotonic() - started)
+        return True
 
     def __enter__(self) -> "Library":
         return self
@@ -168,17 +191,22 @@ class Library:
         if len(stale):
             log.warning("removing %d vectors whose passages are gone", len(stale))
             self.vectors.remove(stale)
-        if len(missing):
-            log.warning("restoring %d passage vectors missing from the index", len(missing))
-            ids, matrix, lacking = self.store.vectors(missing, self.embedder.dimension)
-            self.vectors.add(ids, matrix)
+        if not len(missing):
+            return bool(len(stale)) | self._fit_layout()
+        log.warning("restoring %d passage vectors missing from the index", len(missing))
+        rebuild = self.vectors.outgrown(len(self.vectors) + len(missing))
+        for first in range(0, len(missing), VECTOR_BATCH):
+            ids, matrix, lacking = self.store.vectors(missing[first:first + VECTOR_BATCH], self.embedder.dimension)
             if lacking:
                 bodies = self.store.passage_bodies(lacking)
                 order = list(bodies)
                 fresh = self.embedder.embed([bodies[i] for i in order], show_progress=len(order) > 1000)
                 self.store.set_vectors(order, fresh)
-                self.vectors.add(order, fresh)
-        return bool(len(stale) or len(missing))
+                ids, matrix = np.concatenate([ids, np.asarray(order, dtype=np.int64)]), np.vstack([matrix, fresh])
+            if not rebuild:  # else the rebuild below reads them all from SQLite
+                self.vectors.add(ids, matrix)
+        self._fit_layout(len(self.vectors) + len(missing) if rebuild else None)
+        return True
 
     def _load_signatures(self) -> None:
         """Bring the near-duplicate index in line with the articles in SQLite."""
@@ -202,7 +230,28 @@ class Library:
     # -- adding -------------------------------------------------------------------------------------
     def add_draft(self, draft: ArticleDraft, added_by: str = "cli", source: str | None = None) -> AddResult:
         """Store one article unless it is already there; a changed article with the same URL/title replaces it."""
-        source = source or draft.url or draft.title
+        prepared = self._prepare(draft, source or draft.url or draft.title)
+        if isinstance(prepared, AddResult):
+            return prepared
+        return self._store(prepared, self.embedder.embed(prepared.bodies), added_by)
+
+    def add_drafts(self, drafts: Iterable[ArticleDraft | tuple[ArticleDraft, str]], added_by: str = "cli",
+                   ) -> Iterator[AddResult]:
+        """Add many articles (or (article, source) pairs), one result each in order. The same as
+        add_draft one by one, but the passages of several articles are embedded together (about
+        ``ADD_BATCH_PASSAGES`` at a time), which is faster; each article is still stored in its own
+        transaction, so a crash loses at most the articles of the batch not yet stored."""
+        batch = _AddBatch(self, added_by)
+        try:
+            for item in drafts:
+                draft, source = item if isinstance(item, tuple) else (item, None)
+                yield from batch.add(draft, source or draft.url or draft.title)
+            yield from batch.finish()
+        finally:
+            self.flush()
+
+    def _prepare(self, draft: ArticleDraft, source: str) -> "AddResult | _Prepared":
+        """Everything an add does before embedding: checks, duplicate lookups, passages."""
         words = len(draft.text.split())
         if not draft.text.strip():
             return AddResult(source, "failed", message="The article has no text.")
@@ -221,19 +270,27 @@ class Library:
             return self._link_copy(identity, source, *copy_of)
         passages = self.chunker.chunk(draft.title, draft.text)
         bodies = [embedding_input(draft.title, p.text, self.settings.chunking.title_prefix) for p in passages]
-        vectors = self.embedder.embed(bodies)
+        return _Prepared(draft, source, identity, digest, minhash, [(p.start, p.end) for p in passages], bodies)
+
+    def _store(self, prepared: "_Prepared", vectors: np.ndarray, added_by: str) -> AddResult:
+        """Store a prepared article with its vectors in one transaction (checking again, under the
+        write lock, for what another writer or an earlier article of the same batch may have added)."""
+        draft, source, identity = prepared.draft, prepared.source, prepared.identity
         with self._writing():
-            duplicate = self._duplicate_of(identity, digest)  # another writer may have been quicker
+            duplicate = self._duplicate_of(identity, prepared.digest)
             if duplicate is not None:
                 return duplicate_result(source, self.store.get_article(duplicate))
             existing = self.store.find_by_identity(identity)
             replace_id = int(existing["id"]) if existing is not None else None
+            copy_of = None if existing is not None else self.near_duplicates.find(prepared.minhash)
+            if copy_of is not None:
+                return self._link_copy(identity, source, *copy_of)
             article_id, new_ids, removed = self.store.save_article(
-                draft, identity=identity, digest=digest, added_by=added_by, spans=[(p.start, p.end) for p in passages],
-                bodies=bodies, vectors=vectors, minhash=minhash, replace_id=replace_id)
+                draft, identity=identity, digest=prepared.digest, added_by=added_by, spans=prepared.spans,
+                bodies=prepared.bodies, vectors=vectors, minhash=prepared.minhash, replace_id=replace_id)
             self.vectors.remove(removed)
             self.vectors.add(new_ids, vectors)
-            self.near_duplicates.add(article_id, minhash)
+            self.near_duplicates.add(article_id, prepared.minhash)
             self._vectors_changed()
         article = self.store.get_article(article_id)
         status = "replaced" if replace_id is not None else "added"
@@ -269,6 +326,23 @@ class Library:
 
     def add_bytes(self, data: bytes, name: str, *, added_by: str = "cli", url: str | None = None) -> AddResult:
         """An uploaded or read file (.txt, .md, .html, .pdf)."""
+        return self._add_read(self._read_bytes(data, name, url=url), added_by)
+
+    def add_file(self, path: Path, *, added_by: str = "cli") -> AddResult:
+        return self._add_read(self._read_file(path), added_by)
+
+    def add_url(self, url: str, *, added_by: str = "cli") -> AddResult:
+        """Download a page (from synchronous code; async callers use fetch() and add_download())."""
+        return self._add_read(self._read_url(url), added_by)
+
+    def add_download(self, download: Download, *, added_by: str = "cli", source: str | None = None) -> AddResult:
+        """A downloaded page; its canonical link (if any) becomes the article's URL."""
+        return self._add_read(self._read_download(download, source=source), added_by)
+
+    def _add_read(self, read: "tuple[ArticleDraft, str] | AddResult", added_by: str) -> AddResult:
+        return read if isinstance(read, AddResult) else self.add_draft(read[0], added_by, source=read[1])
+
+    def _read_bytes(self, data: bytes, name: str, *, url: str | None = None) -> "tuple[ArticleDraft, str] | AddResult":
         safe_name = os.path.basename(name.replace("\\", "/")) or "file"
         limit = self.settings.library.max_file_bytes
         if len(data) > limit:
@@ -277,12 +351,11 @@ class Library:
         if not data.strip():
             return AddResult(safe_name, "failed", message=f"{safe_name} is empty.")
         try:
-            draft = from_bytes_named(data, safe_name, url=url)
+            return from_bytes_named(data, safe_name, url=url), safe_name
         except IngestError as exc:
             return AddResult(safe_name, "failed", message=str(exc))
-        return self.add_draft(draft, added_by, source=safe_name)
 
-    def add_file(self, path: Path, *, added_by: str = "cli") -> AddResult:
+    def _read_file(self, path: Path) -> "tuple[ArticleDraft, str] | AddResult":
         name = path.name
         try:
             size = path.stat().st_size
@@ -296,35 +369,36 @@ class Library:
             return AddResult(str(path), "failed", message=f"{path} does not exist.")
         except OSError as exc:
             return AddResult(name, "failed", message=f"{path} cannot be read ({exc.strerror or exc}).")
-        return self.add_bytes(data, name, added_by=added_by)
+        return self._read_bytes(data, name)
 
-    def add_url(self, url: str, *, added_by: str = "cli") -> AddResult:
-        """Download a page (from synchronous code; async callers use fetch() and add_download())."""
+    def _read_url(self, url: str) -> "tuple[ArticleDraft, str] | AddResult":
         try:
             download = asyncio.run(fetch(url, self.settings.fetch, self.settings.library.max_file_bytes))
         except IngestError as exc:
             return AddResult(url, "failed", message=str(exc))
-        return self.add_download(download, added_by=added_by, source=url)
+        return self._read_download(download, source=url)
 
-    def add_download(self, download: Download, *, added_by: str = "cli", source: str | None = None) -> AddResult:
-        """A downloaded page; its canonical link (if any) becomes the article's URL."""
+    def _read_download(self, download: Download, *, source: str | None = None) -> "tuple[ArticleDraft, str] | AddResult":
         source = source or download.url
         try:
-            draft = from_bytes_named(download.content, download.file_name(), url=download.url)
+            return from_bytes_named(download.content, download.file_name(), url=download.url), source
         except IngestError as exc:
             return AddResult(source, "failed", message=str(exc))
-        return self.add_draft(draft, added_by, source=source)
 
     def add_sources(self, sources: Iterable[str], *, added_by: str = "cli",
                     progress: bool = False) -> Iterator[AddResult]:
-        """Add paths and URLs one by one (a folder adds the supported files in it)."""
+        """Add paths and URLs, one result each in order (a folder adds the supported files in it).
+        Passages of several articles are embedded together, as in add_drafts."""
         items = list(expand_sources(sources))
+        batch = _AddBatch(self, added_by)
         try:
             for item in tqdm(items, desc="adding", unit="article", disable=not progress or len(items) < 2):
-                if item.startswith(("http://", "https://")):
-                    yield self.add_url(item, added_by=added_by)
+                read = self._read_url(item) if item.startswith(("http://", "https://")) else self._read_file(Path(item))
+                if isinstance(read, AddResult):
+                    yield from batch.done(read)
                 else:
-                    yield self.add_file(Path(item), added_by=added_by)
+                    yield from batch.add(*read)
+            yield from batch.finish()
         finally:
             self.flush()
 
@@ -364,8 +438,8 @@ class Library:
             except ValueError as exc:
                 raise IngestError(f"{database} cannot be restored: {exc}.") from None
             self._check_model()
-            backup_vectors = VectorIndex.load(source / VECTORS_FILE, self.embedder.dimension)
-            self.vectors.replace_with(backup_vectors or VectorIndex(self.embedder.dimension))
+            backup_vectors = VectorIndex.load(source / VECTORS_FILE, self.embedder.dimension, self.settings.vectors)
+            self.vectors.replace_with(backup_vectors or self._empty_vectors())
             self._reconcile()
             self._load_signatures()
             self._save_vectors()
@@ -423,6 +497,70 @@ class _WriteGuard:
         finally:
             self.library._file_lock.release()
             self.library._write_lock.release()
+
+
+# Passages embedded together by add_drafts and add_sources: a few of the embedder's batches, so its
+# batches are full and sorted by length as in one bulk encode, while few articles wait unstored.
+ADD_BATCH_PASSAGES = 256
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An article checked and cut into passages, waiting for its vectors."""
+
+    draft: ArticleDraft
+    source: str
+    identity: str
+    digest: str
+    minhash: np.ndarray
+    spans: list[tuple[int, int]]
+    bodies: list[str]
+
+
+class _AddBatch:
+    """Results of many adds in order, the passages of several prepared articles embedded at once."""
+
+    def __init__(self, library: Library, added_by: str) -> None:
+        self.library = library
+        self.added_by = added_by
+        self.limit = max(ADD_BATCH_PASSAGES, library.settings.embedding.batch_size)
+        self.waiting: list[AddResult | _Prepared] = []
+        self.passages = 0
+        self.keys: set[str] = set()
+
+    def add(self, draft: ArticleDraft, source: str) -> Iterator[AddResult]:
+        """Prepare an article; yields the results of the batch when it is full."""
+        if identity_key(draft) in self.keys or content_hash(draft.text) in self.keys:
+            yield from self.finish()  # the same article twice: the second is checked against the first
+        prepared = self.library._prepare(draft, source)
+        if isinstance(prepared, AddResult):
+            yield from self.done(prepared)
+            return
+        self.waiting.append(prepared)
+        self.keys.update((prepared.identity, prepared.digest))
+        self.passages += len(prepared.bodies)
+        if self.passages >= self.limit:
+            yield from self.finish()
+
+    def done(self, result: AddResult) -> Iterator[AddResult]:
+        """A result known without embedding: yielded in its turn."""
+        if self.waiting:
+            self.waiting.append(result)
+        else:
+            yield result
+
+    def finish(self) -> Iterator[AddResult]:
+        """Embed the waiting articles' passages in one call, then store them one transaction each."""
+        waiting, self.waiting, self.passages, self.keys = self.waiting, [], 0, set()
+        prepared = [item for item in waiting if isinstance(item, _Prepared)]
+        if not prepared:
+            yield from waiting  # type: ignore[misc]
+            return
+        vectors = self.library.embedder.embed([body for item in prepared for body in item.bodies])
+        offsets = np.cumsum([0] + [len(item.bodies) for item in prepared])
+        rows = {id(item): vectors[start:stop] for item, start, stop in zip(prepared, offsets[:-1], offsets[1:])}
+        for item in waiting:
+            yield item if isinstance(item, AddResult) else self.library._store(item, rows[id(item)], self.added_by)
 
 
 def duplicate_result(source: str, article: Article | None) -> AddResult:

@@ -109,9 +109,10 @@ class HybridSearcher:
             return Answer(question)
         today = now.date() if isinstance(now, datetime) else (now or datetime.now(timezone.utc).date())
         query_vector = self.embedder.embed_one(question)
-
         dense = self.vectors.search(query_vector, s.candidates)
-        lexical = self.store.lexical_search(question, s.candidates)
+        # (Running this on a second thread while the question is embedded was slower on 2 cores: it
+        # stalls torch's threads, which wait for each other.)
+        lexical = self.store.lexical_search(question, s.candidates, s.lexical_budget)
         dense_rank = {pid: rank for rank, (pid, _) in enumerate(dense, 1)}
         lexical_rank = {pid: rank for rank, (pid, _) in enumerate(lexical, 1)}
         candidates = list(dict.fromkeys([pid for pid, _ in dense] + [pid for pid, _ in lexical]))

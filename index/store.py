@@ -104,13 +104,18 @@ class PassageRow:
     text: str
 
 
-def fts_query(question: str) -> str | None:
-    """A safe FTS5 OR-query of the question's content words (None when it has none)."""
+def query_words(question: str) -> list[str]:
+    """The question's content words, once each (all its words when it has no content word)."""
     words = [w for w in _WORDS.findall(question.casefold()) if w not in _STOPWORDS]
     if not words:
         words = _WORDS.findall(question.casefold())
-    unique = list(dict.fromkeys(words))[:64]
-    return " OR ".join(f'"{w}"' for w in unique) if unique else None
+    return list(dict.fromkeys(words))[:64]
+
+
+def fts_query(question: str | Sequence[str], operator: str = "OR") -> str | None:
+    """A safe FTS5 query joining the question's content words (or the given words) with ``operator``."""
+    words = query_words(question) if isinstance(question, str) else list(question)
+    return f" {operator} ".join(f'"{w}"' for w in words) if words else None
 
 
 def _vector_blob(vector: np.ndarray) -> bytes:
@@ -323,14 +328,42 @@ class Store:
         return {int(r["id"]): PassageRow(int(r["id"]), int(r["article_id"]), int(r["ordinal"]), int(r["start"]),
                                          int(r["end"]), r["text"]) for r in rows}
 
-    def lexical_search(self, question: str, limit: int) -> list[tuple[int, float]]:
-        """BM25 over passage bodies: (passage id, score where higher is better), best first."""
-        query = fts_query(question)
+    def lexical_search(self, question: str, limit: int, budget: int = 0) -> list[tuple[int, float]]:
+        """BM25 over passage bodies: (passage id, score where higher is better), best first.
+
+        Ranking costs a lookup per matching passage, so with a ``budget`` the question's words are taken
+        rarest first while the passages they match stay within it: in a large collection a passage must
+        hold one of those rarer words to be ranked, and the commonest words (matching a large share of
+        it, and weighing least in BM25) still add to the score of the passages that are. When even the
+        rarest word matches more than the budget, passages must hold every word."""
+        query = self._query_within(query_words(question), budget) if budget > 0 else fts_query(question)
         if query is None:
             return []
         rows = self.query("SELECT rowid, bm25(passages_fts) AS score FROM passages_fts WHERE passages_fts MATCH ?"
                            " ORDER BY rank LIMIT ?", (query, limit))
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def _query_within(self, words: list[str], budget: int) -> str | None:
+        """A query matching at most about ``budget`` passages (see ``lexical_search``)."""
+        matches = {word: self._count_matches(word, budget + 1) for word in words}
+        chosen: list[str] = []
+        total = 0
+        for word in sorted(words, key=matches.__getitem__):
+            if total + matches[word] > budget:
+                break
+            chosen.append(word)
+            total += matches[word]
+        if not chosen:
+            return fts_query(words, "AND")
+        if len(chosen) == len(words):
+            return fts_query(words)
+        return f"({fts_query(chosen)}) AND ({fts_query(words)})"
+
+    def _count_matches(self, word: str, cap: int) -> int:
+        """Passages holding ``word``, counted up to ``cap`` (reading its posting list, not ranking it)."""
+        rows = self.query("SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT ?)",
+                          (f'"{word}"', cap))
+        return int(rows[0][0])
 
     def backup_to(self, path: Path) -> None:
         """Copy the database with SQLite's online backup (consistent while others read and write)."""

@@ -17,6 +17,14 @@ from tests.botapi import BotApiServer
 PROJECT = Path(__file__).resolve().parent.parent
 
 
+def resident_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS) in MB, read from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def stop_bot(process: subprocess.Popen) -> None:
     """Interrupt the bot as Ctrl-C would; kill it if it has not exited within 30 s."""
     process.send_signal(signal.SIGINT)

@@ -27,7 +27,7 @@ import time
 import urllib.request
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -114,6 +114,7 @@ class _Record:
     reply_markup: dict[str, Any] | None = None
     deleted: bool = False
     edit_count: int = 0
+    stored_at: float = field(default_factory=time.monotonic)  # when the emulator stored it
 
     def snapshot(self) -> Message:
         snap = copy.deepcopy(self.message)
@@ -1167,6 +1168,12 @@ class BotApiServer:
             snaps = [self._records[chat_key][mid].snapshot()
                      for mid in self._bot_order.get(chat_key, [])]
         return [m for m in snaps if include_deleted or not m["deleted"]]
+
+    def stored_at(self, chat_id: int, message_id: int) -> float:
+        """When the emulator stored a message (a user's as it was queued, the bot's as its send call
+        arrived), in ``time.monotonic()`` seconds: a reply's minus its question's is the reply time."""
+        with self._cond:
+            return self._records[_chat_key(chat_id)][message_id].stored_at
 
     def chat_actions(self, chat_id: int) -> list[str]:
         with self._cond:

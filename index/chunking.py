@@ -119,8 +119,9 @@ class Chunker:
             fitted.append(Span(piece_start, prev_end))
             fitted_counts.append(None)
         recount = [i for i, n in enumerate(fitted_counts) if n is None]
-        for i, n in zip(recount, self.count_tokens([text[fitted[i].start:fitted[i].end] for i in recount])):
-            fitted_counts[i] = n
+        if recount:
+            for i, n in zip(recount, self.count_tokens([text[fitted[i].start:fitted[i].end] for i in recount])):
+                fitted_counts[i] = n
         return fitted, [int(n) for n in fitted_counts]  # type: ignore[arg-type]
 
 

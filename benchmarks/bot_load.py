@@ -15,7 +15,6 @@ question got no reply.
 from __future__ import annotations
 
 import argparse
-import math
 import queue
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from typing import TYPE_CHECKING
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+
+from benchmarks.figures import percentile  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.botapi import BotApiServer
@@ -86,12 +87,6 @@ def closed_loop(server: BotApiServer, users: int, questions: list[str], timeout:
         thread.join()
     phase.wall_seconds = time.monotonic() - started
     return phase
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least ``share`` of them at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else float("nan")
 
 
 def report(users: int, questions: int, phase: Phase, memory_mb: float, alive: bool) -> None:

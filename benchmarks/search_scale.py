@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,8 @@ from index.evaluate import load_corpus, load_questions  # noqa: E402
 from index.library import DATABASE_FILE, VECTORS_FILE, Library  # noqa: E402
 from index.store import Store  # noqa: E402
 from index.vectors import VectorIndex  # noqa: E402
+from benchmarks.figures import percentile  # noqa: E402
+from tests.bot_runner import resident_mb as process_resident_mb  # noqa: E402
 
 PASSAGES_PER_ARTICLE = 20
 SENTENCES_PER_PASSAGE = (4, 8)
@@ -61,15 +64,7 @@ EVERY_WORD_QUESTIONS = 40  # questions asked of FTS5 with every word (no lexical
 
 
 def resident_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return process_resident_mb(os.getpid())
 
 
 def timed(values: list[float], started: float) -> None:

@@ -43,6 +43,8 @@ from typing import Callable, Sequence
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from benchmarks.figures import percentile  # noqa: E402
+
 SYSTEMS = ("ours", "txtai")
 WARM_UP_QUESTION = "What happened this week?"
 
@@ -58,15 +60,6 @@ def first_answer_rank(bodies: Sequence[str], answers: Sequence[str]) -> int | No
 
 def recall(ranks: Ranks, k: int) -> float:
     return sum(r is not None and r <= k for r in ranks) / len(ranks) if ranks else float("nan")
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    position = share * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def set_threads(threads: int) -> None:

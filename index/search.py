@@ -16,7 +16,7 @@ from .chunking import split_sentences
 from .config import ConfigError, RerankerSettings, SearchSettings
 from .embedding import Embedder
 from .reranker import Reranker, passage_input
-from .store import Store, fts_query
+from .store import Store, query_words
 from .vectors import VectorIndex
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
@@ -210,7 +210,7 @@ class HybridSearcher:
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
         else:
             readings = np.zeros(len(sentences), dtype=np.float32)
-        keywords = set((fts_query(question) or "").replace('"', "").split(" OR "))
+        keywords = set(query_words(question))
         marked: list[Hit] = []
         offset = 0
         for hit, spans in zip(hits, spans_per_hit):

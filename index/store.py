@@ -332,7 +332,7 @@ class Store:
         """BM25 over passage bodies: (passage id, score where higher is better), best first.
 
         Ranking costs a lookup per matching passage, so with a ``budget`` the question's words are taken
-        rarest first while the passages they match stay within it: in a large collection a passage must
+        rarest first while the sum of their matches stays within it: in a large collection a passage must
         hold one of those rarer words to be ranked, and the commonest words (matching a large share of
         it, and weighing least in BM25) still add to the score of the passages that are. When even the
         rarest word matches more than the budget, passages must hold every word."""

@@ -335,8 +335,10 @@ class Store:
         rarest first while the sum of their matches stays within it: in a large collection a passage must
         hold one of those rarer words to be ranked, and the commonest words (matching a large share of
         it, and weighing least in BM25) still add to the score of the passages that are. When even the
-        rarest word matches more than the budget, passages must hold every word."""
-        query = self._query_within(query_words(question), budget) if budget > 0 else fts_query(question)
+        rarest word matches more than the budget, passages must hold every word. A collection with no
+        more passages than the budget is ranked whole, without counting."""
+        within = budget > 0 and self._max_passage_id() > budget  # fewer passages than that: rank them all
+        query = self._query_within(query_words(question), budget) if within else fts_query(question)
         if query is None:
             return []
         rows = self.query("SELECT rowid, bm25(passages_fts) AS score FROM passages_fts WHERE passages_fts MATCH ?"
@@ -358,6 +360,10 @@ class Store:
         if len(chosen) == len(words):
             return fts_query(words)
         return f"({fts_query(chosen)}) AND ({fts_query(words)})"
+
+    def _max_passage_id(self) -> int:
+        """The highest passage id: at least the number of passages, read from the index in one step."""
+        return int(self.query("SELECT coalesce(max(id), 0) FROM passages")[0][0])
 
     def _count_matches(self, word: str, cap: int) -> int:
         """Passages holding ``word``, counted up to ``cap`` (reading its posting list, not ranking it)."""

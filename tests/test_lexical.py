@@ -47,3 +47,14 @@ def test_when_every_word_is_common_passages_must_hold_them_all(tmp_path: Path) -
     assert len(store.lexical_search("harbour weather", 100)) == 41
     assert store.lexical_search("", 100, budget=5) == []
     store.close()
+
+
+def test_a_collection_within_the_budget_is_ranked_whole(tmp_path: Path) -> None:
+    bodies = [f"harbour weather report {i}" for i in range(6)] + ["harbour notice", "weather notice"]
+    store, ids = store_with(tmp_path, bodies)
+    question = "harbour weather"
+    # 8 passages: within a budget of 10 nothing is counted, although the words' matches sum to 14.
+    assert {pid for pid, _ in store.lexical_search(question, 100, budget=10)} == set(ids)
+    # Over a budget of 5, both words are over it on their own: passages must hold both.
+    assert {pid for pid, _ in store.lexical_search(question, 100, budget=5)} == set(ids[:6])
+    store.close()

@@ -60,7 +60,7 @@ class FeedStore:
     def add(self, url: str, added_by: str) -> Feed:
         now = utc_now().isoformat(timespec="seconds")
         with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO feeds(url, added_by, added_at, next_poll) VALUES (?, ?, ?, ?)",
+            db.execute("INSERT INTO feeds(url, added_by, added_at, next_poll) VALUES (?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
                        (url, added_by, now, now))
         return self.by_url(url)  # type: ignore[return-value]
 
@@ -101,7 +101,7 @@ class FeedStore:
             db.execute(
                 "INSERT INTO feed_entries(feed_id, entry_key, status, article_id, seen_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(feed_id, entry_key) DO UPDATE SET status = excluded.status,"
-                " article_id = excluded.article_id, seen_at = excluded.seen_at, attempts = attempts + 1",
+                " article_id = excluded.article_id, seen_at = excluded.seen_at, attempts = feed_entries.attempts + 1",
                 (feed_id, key, result.status, article_id, utc_now().isoformat(timespec="seconds")))
 
     def record_success(self, feed: Feed, *, title: str | None, etag: str | None, last_modified: str | None,

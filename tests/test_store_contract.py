@@ -220,13 +220,6 @@ def add_feed_row(store: Store | PostgresStore, url: str, next_poll: datetime) ->
                    (url, "admin", next_poll.isoformat(timespec="seconds"), next_poll.isoformat(timespec="seconds")))
 
 
-def only_on_sqlite(store: Store | PostgresStore, request: pytest.FixtureRequest, error: type[Exception],
-                   reason: str) -> None:
-    """Mark a test of index/feeds.py SQL that PostgreSQL refuses (strict: it fails loudly once fixed)."""
-    if isinstance(store, PostgresStore):
-        request.applymarker(pytest.mark.xfail(raises=error, strict=True, reason=reason))
-
-
 def test_feed_store_sql(store: Store | PostgresStore) -> None:
     feeds = FeedStore(SimpleNamespace(store=store))
     now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -254,9 +247,7 @@ def test_feed_store_sql(store: Store | PostgresStore) -> None:
     assert store.query("SELECT COUNT(*) FROM feed_entries")[0][0] == 0
 
 
-def test_feed_entries_sql(store: Store | PostgresStore, request: pytest.FixtureRequest) -> None:
-    only_on_sqlite(store, request, psycopg.errors.AmbiguousColumn,
-                   "FeedStore.record_entry sets attempts = attempts + 1; feed_entries.attempts + 1 works on both")
+def test_feed_entries_sql(store: Store | PostgresStore) -> None:
     feeds = FeedStore(SimpleNamespace(store=store))
     add_feed_row(store, "https://example.org/a.xml", datetime(2024, 5, 1, tzinfo=timezone.utc))
     feed = feeds.by_url("https://example.org/a.xml")
@@ -269,9 +260,7 @@ def test_feed_entries_sql(store: Store | PostgresStore, request: pytest.FixtureR
     assert feeds.pending(feed.id, ["entry-2"]) == set()  # failed three times: given up
 
 
-def test_feed_subscription_sql(store: Store | PostgresStore, request: pytest.FixtureRequest) -> None:
-    only_on_sqlite(store, request, psycopg.errors.SyntaxError,
-                   "FeedStore.add uses INSERT OR IGNORE; INSERT ... ON CONFLICT (url) DO NOTHING works on both")
+def test_feed_subscription_sql(store: Store | PostgresStore) -> None:
     feeds = FeedStore(SimpleNamespace(store=store))
     feed = feeds.add("https://example.org/a.xml", "admin")
     assert feeds.add("https://example.org/a.xml", "someone else") == feed and len(feeds.all()) == 1

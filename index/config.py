@@ -17,6 +17,7 @@ ENV_ALIASES = {
     "NEWSBOT_DATA_DIR": ("library", "data_dir"),
     "NEWSBOT_ADMIN_IDS": ("bot", "admin_ids"),
     "TELEGRAM_API_BASE_URL": ("bot", "api_base_url"),
+    "NEWSBOT_POSTGRES_DSN": ("postgres", "dsn"),
 }
 
 
@@ -24,14 +25,33 @@ class ConfigError(ValueError):
     """A config file or environment value that cannot be used."""
 
 
+LIBRARY_STORES = ("embedded", "postgres")
+
+
 @dataclass(frozen=True)
 class LibrarySettings:
+    store: str = "embedded"
     data_dir: Path = Path("data")
     lock_timeout: float = 10.0
     index_save_seconds: float = 5.0
     max_file_bytes: int = 10_000_000
     min_article_words: int = 30
     near_duplicate_threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "store", str(self.store).strip().lower())
+        if self.store not in LIBRARY_STORES:
+            raise ConfigError(f"[library] store: must be one of {', '.join(LIBRARY_STORES)}, not {self.store!r}")
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    dsn: str = ""
+    pool_min: int = 1
+    pool_max: int = 8
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 100
 
 
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
@@ -124,6 +144,7 @@ class BotSettings:
 @dataclass(frozen=True)
 class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     search: SearchSettings = field(default_factory=SearchSettings)

@@ -18,6 +18,9 @@ from index.samples import sample_paths  # noqa: E402
 from tests.helpers import run_cli, write_squad_like  # noqa: E402
 from tests.web_pages import site  # noqa: E402,F401 - fixture
 
+# A throwaway PostgreSQL with pgvector (postgres_server, postgres_dsn), started once per session.
+pytest_plugins = ["tests.postgres_server"]
+
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:

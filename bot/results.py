@@ -1,12 +1,45 @@
-"""Recent answers kept per chat so that "more" and "sources" buttons can page through them."""
+"""Recent answers kept per chat so that "more" and "sources" buttons can page through them: in process
+memory for the embedded store (one bot process), in the shared database for the server store (several
+replicas, any of which may get the button press: bot/pg_results.py)."""
 
 from __future__ import annotations
 
 import secrets
 import threading
 from collections import OrderedDict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
 
+from index.config import Settings
 from index.search import Answer
+from index.store import Store
+
+if TYPE_CHECKING:
+    from index.library import Library
+
+
+class ResultStore(Protocol):
+    """Answers keyed by (chat, token)."""
+
+    def put(self, chat_id: int, answer: Answer) -> str: ...
+
+    def update(self, chat_id: int, token: str, answer: Answer) -> None: ...
+
+    def get(self, chat_id: int, token: str) -> Answer | None: ...
+
+
+def results_for(library: "Library", settings: Settings) -> ResultStore:
+    """The result store that fits the library's store: memory for SQLite, the database for PostgreSQL."""
+    if isinstance(library.store, Store):
+        return ResultCache()
+    from index.pg_store import PostgresStore  # psycopg is only installed for the server store
+
+    if isinstance(library.store, PostgresStore):
+        from .pg_results import PgResultStore
+
+        return PgResultStore(library.store, ttl=timedelta(hours=settings.postgres.result_ttl_hours),
+                             max_per_chat=settings.postgres.result_max_per_chat)
+    raise TypeError(f"no result store for a library kept in {type(library.store).__name__}")
 
 
 class ResultCache:
@@ -18,6 +51,7 @@ class ResultCache:
         self._lock = threading.Lock()
 
     def put(self, chat_id: int, answer: Answer) -> str:
+        """Keep an answer (forgetting the least recently used beyond ``max_entries``); returns its token."""
         token = secrets.token_urlsafe(6)
         with self._lock:
             self._entries[(chat_id, token)] = answer
@@ -32,6 +66,7 @@ class ResultCache:
                 self._entries[(chat_id, token)] = answer
 
     def get(self, chat_id: int, token: str) -> Answer | None:
+        """The kept answer, or None when the token is unknown, expired or from another chat."""
         with self._lock:
             answer = self._entries.get((chat_id, token))
             if answer is not None:

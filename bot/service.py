@@ -20,7 +20,7 @@ from index.library import AddResult, Library
 from index.search import Answer
 
 from . import render
-from .results import ResultCache
+from .results import ResultStore, results_for
 
 MAX_QUESTION_CHARS = 1000
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
@@ -59,10 +59,11 @@ def single_id(argument: str) -> int | None:
 
 
 class ChatService:
-    def __init__(self, library: Library, settings: Settings, results: ResultCache | None = None) -> None:
+    def __init__(self, library: Library, settings: Settings, results: ResultStore | None = None) -> None:
+        """``results``: where answers wait for their buttons (default: what suits the library's store)."""
         self.library = library
         self.settings = settings
-        self.results = results or ResultCache()
+        self.results = results if results is not None else results_for(library, settings)
         self.feeds = FeedPoller(library)
 
     def is_admin(self, user_id: int | None) -> bool:
@@ -211,11 +212,13 @@ class ChatService:
         if len(words) != 1 or not _URL.match(words[0]):
             return Reply("Usage: /subscribe FEED_URL — an RSS or Atom feed; its new articles are added automatically.")
         report = await self.feeds.subscribe(words[0], added_by)
-        if report.error is not None:
+        if report.error is not None and not report.busy:
             return Reply(f"⚠️ Could not subscribe: {escape(report.error)}")
         feed = self.feeds.feeds.get(report.feed.id) or report.feed
         lines = [f"Subscribed to <b>{escape(feed.title or feed.url)}</b> (feed #{feed.id}); checked every "
                  f"{self.settings.feeds.poll_minutes:g} minutes."]
+        if report.busy:
+            lines.append(escape(report.error or ""))
         if report.results:
             lines.append(add_summary_html(report.results))
         return Reply(render.truncate_lines(lines))

@@ -52,6 +52,15 @@ class PostgresSettings:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 100
+    # Answers kept for the "More passages" and "Sources" buttons (bot/pg_results.py).
+    result_ttl_hours: float = 48.0
+    result_max_per_chat: int = 100
+
+    def __post_init__(self) -> None:
+        if self.result_ttl_hours <= 0:
+            raise ConfigError(f"[postgres] result_ttl_hours: must be above 0, not {self.result_ttl_hours:g}")
+        if self.result_max_per_chat < 1:
+            raise ConfigError(f"[postgres] result_max_per_chat: must be at least 1, not {self.result_max_per_chat}")
 
 
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")

@@ -12,12 +12,15 @@ import feedparser
 
 from .articles import ArticleDraft, canonical_url, parse_date, utc_now
 from .extract import IngestError, from_html
+from .feed_locks import feed_locks_for
 from .fetch import FEED_TYPES, fetch
 from .library import AddResult, Library
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(days=1)
 MAX_ENTRY_ATTEMPTS = 3
+# Seconds a poll asked for by name (/subscribe) waits while another process polls the same feed.
+LOCK_WAIT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class PollReport:
     results: list[AddResult] = field(default_factory=list)
     not_modified: bool = False
     error: str | None = None
+    busy: bool = False  # another process was polling the feed, so this one did not
 
     @property
     def added(self) -> int:
@@ -134,13 +138,16 @@ def _feed(row) -> Feed:
 
 
 class FeedPoller:
-    """Polls feeds on the caller's event loop; adding articles runs in worker threads."""
+    """Polls feeds on the caller's event loop; adding articles runs in worker threads. One round at a time
+    in this process, and each feed under its lock (index/feed_locks.py), so that of several processes
+    sharing a PostgreSQL library only one polls a given feed at a time."""
 
     def __init__(self, library: Library) -> None:
         self.library = library
         self.settings = library.settings
         self.feeds = FeedStore(library)
         self.interval = timedelta(minutes=self.settings.feeds.poll_minutes)
+        self.locks = feed_locks_for(library.store)
         self._lock = asyncio.Lock()
 
     async def subscribe(self, url: str, added_by: str) -> PollReport:
@@ -150,23 +157,33 @@ class FeedPoller:
         if existing is not None:
             return PollReport(existing, error=f"Already subscribed (feed #{existing.id}).")
         feed = self.feeds.add(url, added_by)
-        report = await self.poll(feed)  # waits for a scheduled round, which may also find the new feed due
-        if report.error is not None and feed.last_success is None:
+        report = await self.poll(feed)  # waits for a round (here or elsewhere), which may find the new feed due
+        if report.error is not None and not report.busy and feed.last_success is None:
             self.feeds.remove(feed.id)
         return report
 
     async def poll_due(self, now: datetime | None = None) -> list[PollReport]:
-        """Poll every feed whose time has come (one round at a time)."""
+        """Poll every feed whose time has come (one round at a time); a feed that another process is
+        polling, or has polled since the round began, is left to it."""
         if self._lock.locked():
             return []
         async with self._lock:
-            due = self.feeds.due(now or utc_now())
-            return [await self._poll(feed) for feed in due]
+            now = now or utc_now()
+            reports = []
+            for feed in self.feeds.due(now):
+                async with self.locks.hold(feed.id) as held:
+                    current = self.feeds.get(feed.id) if held else None  # read again under the lock
+                    if current is not None and current.next_poll <= now:
+                        reports.append(await self._poll(current))
+            return reports
 
     async def poll(self, feed: Feed) -> PollReport:
         """Fetch the feed (conditionally) and add its new entries; never raises for network or feed errors.
         Polls run one at a time, so a feed is never handled twice at once."""
-        async with self._lock:
+        async with self._lock, self.locks.hold(feed.id, wait=LOCK_WAIT_SECONDS) as held:
+            if not held:
+                return PollReport(feed, busy=True, error="Another bot process is polling this feed right now; "
+                                                         "see /feeds in a few minutes.")
             current = self.feeds.get(feed.id)
             if current is None:
                 return PollReport(feed, error="This feed was removed.")

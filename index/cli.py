@@ -1,4 +1,4 @@
-"""Command line: python -m index add|list|remove|search|stats|feed|backup|restore|eval."""
+"""Command line: python -m index add|list|remove|search|stats|feed|backup|restore|migrate|eval."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from .articles import parse_date
-from .config import ConfigError, load_settings
+from .config import LIBRARY_STORES, ConfigError, Settings, load_settings
 from .extract import IngestError
 from .feeds import Feed, FeedPoller, PollReport
 from .library import AddResult, Library, LibraryBusy
@@ -51,6 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("path", type=Path)
     restore = commands.add_parser("restore", help="replace the library with a backup")
     restore.add_argument("path", type=Path)
+
+    migrate = commands.add_parser("migrate", help="copy the whole library, vectors included, between the embedded "
+                                                  "store and PostgreSQL")
+    migrate.add_argument("--from", dest="source", choices=LIBRARY_STORES, required=True, help="the store to copy")
+    migrate.add_argument("--to", dest="target", choices=LIBRARY_STORES, required=True, help="the store to fill")
+    migrate.add_argument("--data-dir", dest="migrate_data_dir", type=Path,
+                         help="the embedded library's folder (default: library.data_dir)")
+    migrate.add_argument("--dsn", help="the PostgreSQL library (default: postgres.dsn or NEWSBOT_POSTGRES_DSN)")
+    migrate.add_argument("--replace", action="store_true", help="empty a target that already holds a library first")
+    migrate.add_argument("--index-memory", metavar="SIZE",
+                         help="PostgreSQL target: maintenance_work_mem for building the HNSW index, e.g. 2GB "
+                              "(default: the server's; a graph that outgrows it builds much more slowly)")
 
     feed = commands.add_parser("feed", help="RSS/Atom subscriptions")
     feed_commands = feed.add_subparsers(dest="feed_command", required=True)
@@ -239,6 +251,29 @@ def _cmd_feed(library: Library, args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in reports) else 0
 
 
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from .transfer import TransferError, TransferMismatch, migrate
+    except ImportError as exc:  # psycopg is the optional "postgres" extra
+        print(f"error: PostgreSQL support is not installed ({exc}): pip install -e '.[postgres]'", file=sys.stderr)
+        return 2
+    data_dir = args.migrate_data_dir.resolve() if args.migrate_data_dir else None
+    try:
+        report = migrate(settings, args.source, args.target, data_dir=data_dir, dsn=args.dsn, replace=args.replace,
+                         progress=sys.stderr.isatty(), index_memory=args.index_memory)
+    except TransferMismatch as exc:
+        print(f"copied {exc.report.source}\n    to {exc.report.target}", file=sys.stderr)
+        print("\n".join(exc.report.lines()), file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except TransferError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"copied {report.source}\n    to {report.target}")
+    print("\n".join(report.lines()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -251,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import run_eval
 
             return run_eval(settings, args)
+        if args.command == "migrate":
+            return _cmd_migrate(settings, args)
         if args.command == "train-reranker":
             from .train_reranker import run
 

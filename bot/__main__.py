@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from index.config import ConfigError, Settings, load_settings
-from index.library import Library, LibraryBusy
+from index.library import Library, LibraryBusy, LibraryUnavailable
 from index.samples import sample_paths
 
 from .console import CONSOLE_USER_ID, Console
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     try:
         library = Library(settings)
-    except LibraryBusy as exc:
+    except (ConfigError, LibraryBusy, LibraryUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with library:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .app import run
 
-        log.info("library: %d articles in %s", library.count_articles(), settings.library.data_dir)
+        log.info("library: %d articles in %s", library.count_articles(), library.location)
         run(settings, token, ChatService(library, settings))
     return 0
 

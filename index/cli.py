@@ -13,7 +13,7 @@ from .articles import parse_date
 from .config import LIBRARY_STORES, ConfigError, Settings, load_settings
 from .extract import IngestError
 from .feeds import Feed, FeedPoller, PollReport
-from .library import AddResult, Library, LibraryBusy
+from .library import AddResult, Library, LibraryBusy, LibraryUnavailable
 from .samples import sample_paths
 
 
@@ -176,7 +176,7 @@ def _cmd_search(library: Library, args: argparse.Namespace) -> int:
 
 def _cmd_stats(library: Library, args: argparse.Namespace) -> int:
     s = library.stats()
-    print(f"data directory: {s.data_dir}")
+    print(f"{'data directory:' if s.store == 'embedded' else 'store:':<16}{s.location}")
     print(f"articles:       {s.articles}")
     print(f"passages:       {s.passages} ({s.vectors} vectors)")
     print(f"newest article: {s.newest.isoformat() if s.newest else '-'}")
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                        "stats": _cmd_stats, "feed": _cmd_feed, "backup": _cmd_backup,
                        "restore": _cmd_restore}[args.command]
             return handler(library, args)
-    except (ConfigError, LibraryBusy, IngestError) as exc:
+    except (ConfigError, LibraryBusy, LibraryUnavailable, IngestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

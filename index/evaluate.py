@@ -144,10 +144,11 @@ def evaluate(searcher: HybridSearcher, questions: Sequence[dict], use_dates: boo
 
 def build_library(drafts: Sequence[ArticleDraft], settings: Settings, embedder: CachedEmbedder,
                   data_dir: Path, reranker: Reranker | None) -> tuple[Library, dict[str, int], float]:
-    """A library of the drafts in ``data_dir``: (library, add statuses counted, seconds)."""
+    """A scratch library of the drafts in ``data_dir`` (embedded, whatever the configured store: the
+    evaluation never writes to a shared database): (library, add statuses counted, seconds)."""
     started = time.perf_counter()
-    library = Library(settings.replace("library", data_dir=data_dir), embedder=embedder,  # type: ignore[arg-type]
-                      reranker=reranker)
+    scratch = settings.replace("library", store="embedded", data_dir=data_dir)
+    library = Library(scratch, embedder=embedder, reranker=reranker)  # type: ignore[arg-type]
     statuses: dict[str, int] = {}
     for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
         status = library.add_draft(draft, added_by="eval").status

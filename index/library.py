@@ -1,33 +1,31 @@
-"""The article library: add, remove, list and search articles in one data directory.
+"""The article library: add, remove, list and search articles, in the store ``library.store`` names.
 
-SQLite holds the truth (articles, passages, their vectors, the keyword index), each change in one
-transaction. The FAISS file is a copy of the vectors that is saved atomically after each change and
-checked against SQLite on start-up and whenever another process has written: missing vectors are
-added back (re-embedded if SQLite lacks them too), stale ones removed. Because SQLite already holds
-every vector, saving the index may wait a few seconds (``library.index_save_seconds``) so that bulk
-adds do not rewrite it once per article; a crash in between costs only a quick repair. Writers hold
-a file lock, so a second process waits (up to ``library.lock_timeout``) or is refused with a clear
-message.
+The store (index/backends.py) is chosen once, when the library opens: ``embedded`` (SQLite and a
+FAISS file in the data directory, for one machine) or ``postgres`` (one PostgreSQL database with
+pgvector that several bot replicas share). Either way each change is one transaction, writers hold a
+lock that other processes (and, on PostgreSQL, other machines) wait for, up to
+``library.lock_timeout``, before a clear "being changed by another process" message, and what other
+processes committed is picked up before each search and each write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import threading
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from .articles import Article, ArticleDraft, content_hash, identity_key
+from .backends import (DATABASE_FILE, LOCK_FILE, VECTORS_FILE, LibraryBusy, LibraryUnavailable,  # noqa: F401
+                       open_backend)
 from .chunking import Chunker, embedding_input
 from .config import Settings
 from .embedding import Embedder
@@ -36,19 +34,8 @@ from .fetch import Download, fetch
 from .near_duplicates import NearDuplicateIndex, signature
 from .reranker import Reranker, load_reranker
 from .search import Answer, HybridSearcher
-from .store import Store
-from .vectors import VectorIndex, training_size
 
 log = logging.getLogger(__name__)
-DATABASE_FILE = "library.sqlite3"
-VECTORS_FILE = "vectors.faiss"
-LOCK_FILE = "write.lock"
-# Vectors read from SQLite at a time when the FAISS index is repaired or rebuilt.
-VECTOR_BATCH = 50_000
-
-
-class LibraryBusy(RuntimeError):
-    """Another process is changing the library."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +62,8 @@ class LibraryStats:
     database_bytes: int
     index_bytes: int
     model: str
-    data_dir: Path
+    store: str  # "embedded" | "postgres"
+    location: str  # the data directory, or which PostgreSQL database (without password)
 
 
 class Library:
@@ -84,29 +72,22 @@ class Library:
         """``reranker``: a loaded one to share, True to load the configured one, False or None for none."""
         self.settings = settings
         self.data_dir = settings.library.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.embedder = embedder or Embedder(settings.embedding)
         c = settings.chunking
         self.chunker = Chunker(self.embedder.count_tokens, c.max_tokens, c.overlap_tokens,
                                self.embedder.max_seq_length, c.title_prefix)
-        self._file_lock = FileLock(str(self.data_dir / LOCK_FILE), timeout=settings.library.lock_timeout,
-                                   thread_local=False)
         self._write_lock = threading.RLock()
-        self._vectors_path = self.data_dir / VECTORS_FILE
-        self._unsaved_changes = 0
-        self._last_save = -math.inf
-        self.store = Store(self.data_dir / DATABASE_FILE)
+        self._write_depth = 0
+        self._seen_version: int | None = None
+        self.backend = open_backend(settings, self.embedder)
+        self.store, self.vectors = self.backend.store, self.backend.vectors
         self.near_duplicates = NearDuplicateIndex(settings.library.near_duplicate_threshold)
-        self._load_signatures()
         try:
+            self._load_signatures()
             with self._writing():
-                self._check_model()
-                self.vectors = VectorIndex.load(self._vectors_path, self.embedder.dimension, settings.vectors) \
-                    or self._empty_vectors()
-                if self._reconcile():
-                    self._save_vectors()
+                self.backend.open()
         except BaseException:
-            self.store.close()
+            self.backend.close()
             raise
         self._seen_version = self.store.data_version()
         if reranker is True:
@@ -115,6 +96,11 @@ class Library:
         self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search,
                                        self.reranker, settings.reranker)
 
+    @property
+    def location(self) -> str:
+        """Where the library lives: its data directory, or its PostgreSQL database (without password)."""
+        return self.backend.location
+
     # -- life cycle ---------------------------------------------------------------------------------
     def close(self) -> None:
         try:
@@ -122,45 +108,13 @@ class Library:
         except LibraryBusy:  # SQLite holds every change; the next start repairs the index file
             log.warning("could not save the vector index on exit: another process holds the library")
         finally:
-            self.store.close()
+            self.backend.close()
 
     def flush(self) -> None:
-        """Write the vector index to disk if it has changes not yet saved."""
-        if self._unsaved_changes:
+        """Write what the store keeps in memory (the embedded store's vector index) if it has unsaved changes."""
+        if self.backend.unsaved:
             with self._writing():
-                self._save_vectors()
-
-    def _save_vectors(self) -> None:
-        self.vectors.save(self._vectors_path)
-        self._unsaved_changes = 0
-        self._last_save = time.monotonic()
-
-    def _vectors_changed(self) -> None:
-        """Save the index now, or later if it was saved moments ago (SQLite already holds every change)."""
-        self._unsaved_changes += 1
-        if self._fit_layout() or time.monotonic() - self._last_save >= self.settings.library.index_save_seconds:
-            self._save_vectors()
-
-    def _empty_vectors(self) -> VectorIndex:
-        return VectorIndex(self.embedder.dimension, self.settings.vectors)
-
-    def _fit_layout(self, count: int | None = None) -> bool:
-        """Rebuild the vector index from SQLite when ``count`` passages (default: as many as it holds)
-        call for another layout (exact when small, inverted lists when large); True when it did."""
-        if not self.vectors.outgrown(count):
-            return False
-        ids = self.store.passage_ids()
-        dimension = self.embedder.dimension
-        log.info("re-organising the vector index for %d passages", len(ids))
-        started = time.monotonic()
-        sample_ids = np.random.default_rng(0).choice(ids, training_size(len(ids)), replace=False)
-        _, sample, _ = self.store.vectors(np.sort(sample_ids), dimension)
-        batches = (self.store.vectors(ids[first:first + VECTOR_BATCH], dimension)[:2]
-                   for first in range(0, len(ids), VECTOR_BATCH))
-        self.vectors.replace_with(VectorIndex.build(dimension, self.settings.vectors, len(ids), sample, batches))
-        log.info("vector index: %s over %d passages (%.1f s)", self.vectors.layout, len(self.vectors),
-                 time.monotonic() - started)
-        return True
+                self.backend.save()
 
     def __enter__(self) -> "Library":
         return self
@@ -168,48 +122,30 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _writing(self) -> "_WriteGuard":
-        return _WriteGuard(self)
-
-    def _check_model(self) -> None:
-        """Vectors from another model are useless: forget them so they are re-embedded."""
-        recorded = self.store.get_meta("embedding_model")
-        current = f"{self.embedder.name}|{self.embedder.dimension}"
-        if recorded is not None and recorded != current:
-            log.warning("the embedding model changed (%s -> %s): re-embedding every passage", recorded, current)
-            self.store.clear_vectors()
-            self._vectors_path.unlink(missing_ok=True)
-        if recorded != current:
-            self.store.set_meta("embedding_model", current)
-
-    def _reconcile(self) -> bool:
-        """Make the FAISS index hold exactly SQLite's passages; True when it changed."""
-        in_db = self.store.passage_ids()
-        in_index = self.vectors.ids()
-        missing = np.setdiff1d(in_db, in_index, assume_unique=True)
-        stale = np.setdiff1d(in_index, in_db, assume_unique=True)
-        if len(stale):
-            log.warning("removing %d vectors whose passages are gone", len(stale))
-            self.vectors.remove(stale)
-        if not len(missing):
-            return bool(len(stale)) | self._fit_layout()
-        log.warning("restoring %d passage vectors missing from the index", len(missing))
-        rebuild = self.vectors.outgrown(len(self.vectors) + len(missing))
-        for first in range(0, len(missing), VECTOR_BATCH):
-            ids, matrix, lacking = self.store.vectors(missing[first:first + VECTOR_BATCH], self.embedder.dimension)
-            if lacking:
-                bodies = self.store.passage_bodies(lacking)
-                order = list(bodies)
-                fresh = self.embedder.embed([bodies[i] for i in order], show_progress=len(order) > 1000)
-                self.store.set_vectors(order, fresh)
-                ids, matrix = np.concatenate([ids, np.asarray(order, dtype=np.int64)]), np.vstack([matrix, fresh])
-            if not rebuild:  # else the rebuild below reads them all from SQLite
-                self.vectors.add(ids, matrix)
-        self._fit_layout(len(self.vectors) + len(missing) if rebuild else None)
-        return True
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the in-process lock and the store's writer lock (which other processes share), having first
+        picked up what others committed; a nested use holds them once."""
+        with self._write_lock:
+            if self._write_depth:
+                self._write_depth += 1
+                try:
+                    yield
+                finally:
+                    self._write_depth -= 1
+                return
+            with self.backend.writer_lock():
+                self._write_depth = 1
+                try:
+                    if self._seen_version is not None:  # another process may have written since we last looked
+                        self.refresh()
+                    yield
+                finally:
+                    self._write_depth = 0
+                    self._seen_version = self.store.data_version()
 
     def _load_signatures(self) -> None:
-        """Bring the near-duplicate index in line with the articles in SQLite."""
+        """Bring the near-duplicate index in line with the articles in the store."""
         stored = dict(self.store.signatures())
         for article_id in set(self.near_duplicates.signatures()) - set(stored):
             self.near_duplicates.remove(article_id)
@@ -223,7 +159,7 @@ class Library:
         version = self.store.data_version()
         if version != self._seen_version:
             with self._write_lock:
-                self._reconcile()
+                self.backend.sync()
                 self._load_signatures()
                 self._seen_version = version
 
@@ -288,10 +224,8 @@ class Library:
             article_id, new_ids, removed = self.store.save_article(
                 draft, identity=identity, digest=prepared.digest, added_by=added_by, spans=prepared.spans,
                 bodies=prepared.bodies, vectors=vectors, minhash=prepared.minhash, replace_id=replace_id)
-            self.vectors.remove(removed)
-            self.vectors.add(new_ids, vectors)
+            self.backend.committed(removed, new_ids, vectors)
             self.near_duplicates.add(article_id, prepared.minhash)
-            self._vectors_changed()
         article = self.store.get_article(article_id)
         status = "replaced" if replace_id is not None else "added"
         return AddResult(source, status, article, len(new_ids),
@@ -410,39 +344,23 @@ class Library:
             if article is None:
                 return None
             removed = self.store.delete_article(article_id)
-            self.vectors.remove(removed)
+            self.backend.committed(removed)
             self.near_duplicates.remove(article_id)
-            self._vectors_changed()
         return article
 
     # -- backups ------------------------------------------------------------------------------------
     def backup(self, target: Path) -> Path:
-        """Write a consistent copy of the library into the new folder ``target`` (safe while the bot runs)."""
-        if target.exists() and any(target.iterdir()):
-            raise IngestError(f"{target} is not empty; name a new folder for the backup.")
-        target.mkdir(parents=True, exist_ok=True)
-        self.store.backup_to(target / DATABASE_FILE)
-        # The vectors are in the database too; the index file only spares a rebuild when restoring.
-        with self._write_lock:
-            self.vectors.save(target / VECTORS_FILE)
+        """Write a consistent copy of the library into the new folder ``target`` (safe while the bot runs).
+        A PostgreSQL library is backed up with pg_dump instead: IngestError says so."""
+        self.backend.backup(target)
         return target
 
     def restore(self, source: Path) -> LibraryStats:
-        """Replace the library's content with a backup's; the vector index is checked and repaired after."""
-        database = source / DATABASE_FILE
-        if not database.is_file():
-            raise IngestError(f"{source} holds no library backup ({DATABASE_FILE} is missing).")
+        """Replace the library's content with a backup's; the vector index is checked and repaired after.
+        A PostgreSQL library is restored with pg_restore instead: IngestError says so."""
         with self._writing():
-            try:
-                self.store.restore_from(database)
-            except ValueError as exc:
-                raise IngestError(f"{database} cannot be restored: {exc}.") from None
-            self._check_model()
-            backup_vectors = VectorIndex.load(source / VECTORS_FILE, self.embedder.dimension, self.settings.vectors)
-            self.vectors.replace_with(backup_vectors or self._empty_vectors())
-            self._reconcile()
+            self.backend.restore(source)
             self._load_signatures()
-            self._save_vectors()
         return self.stats()
 
     def get_article(self, article_id: int) -> Article | None:
@@ -458,8 +376,8 @@ class Library:
         return LibraryStats(
             articles=self.store.count_articles(), passages=self.store.count_passages(), vectors=len(self.vectors),
             newest=_to_date(self.store.newest_date()), database_bytes=self.store.file_size(),
-            index_bytes=self._vectors_path.stat().st_size if self._vectors_path.exists() else 0,
-            model=self.embedder.name, data_dir=self.data_dir)
+            index_bytes=self.backend.index_bytes(), model=self.embedder.name, store=self.backend.name,
+            location=self.location)
 
     def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
                limit: int | None = None, mark: int | None = None) -> Answer:
@@ -470,33 +388,6 @@ class Library:
     def mark_hits(self, answer: Answer, start: int, stop: int) -> Answer:
         """Mark the best sentences of more hits of an answer (for later pages)."""
         return self.searcher.mark_hits(answer, start, stop)
-
-
-class _WriteGuard:
-    """Holds the in-process write lock and the data directory's file lock."""
-
-    def __init__(self, library: Library) -> None:
-        self.library = library
-
-    def __enter__(self) -> None:
-        self.library._write_lock.acquire()
-        try:
-            self.library._file_lock.acquire()
-        except Timeout:
-            self.library._write_lock.release()
-            raise LibraryBusy(
-                f"The library in {self.library.data_dir} is being changed by another process "
-                f"(waited {self.library.settings.library.lock_timeout:g} s); try again in a moment.") from None
-        # Another process may have written since we last looked.
-        if hasattr(self.library, "_seen_version"):
-            self.library.refresh()
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.library._seen_version = self.library.store.data_version()
-        finally:
-            self.library._file_lock.release()
-            self.library._write_lock.release()
 
 
 # Passages embedded together by add_drafts and add_sources: a few of the embedder's batches, so its

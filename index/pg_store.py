@@ -17,6 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from . import pg_migrations
@@ -30,6 +31,8 @@ TEXT_CONFIG = "newsbot_english"
 READ_BATCH = 10_000
 # Below this many passages (by the planner's estimate) the keyword search counts them exactly.
 ESTIMATE_FROM = 10_000
+# pg_advisory_lock key held by the library's writers ("newswri" in ASCII; migrations take SCHEMA_LOCK).
+WRITER_LOCK = 0x6E657773777269
 
 
 class PgTransaction:
@@ -282,6 +285,14 @@ class PostgresStore:
         with self.writing() as db:
             db.execute("UPDATE passages SET vector = NULL WHERE vector IS NOT NULL")
 
+    def passages_without_vector(self, limit: int) -> list[int]:
+        """Ids of up to ``limit`` passages that have no vector (a partial index finds them), lowest first."""
+        rows = self.select("SELECT id FROM passages WHERE vector IS NULL ORDER BY id LIMIT %s", (limit,))
+        return [int(row[0]) for row in rows]
+
+    def count_passages_without_vector(self) -> int:
+        return int(self.select("SELECT count(*) FROM passages WHERE vector IS NULL")[0][0])
+
     def get_passages(self, passage_ids: Sequence[int]) -> dict[int, PassageRow]:
         ids = as_ids(passage_ids)
         if not ids:
@@ -300,7 +311,9 @@ class PostgresStore:
         Each of the question's words scores ``ts_rank`` (term frequency, saturating, and passage length)
         weighted by its BM25 inverse document frequency, so rare words count more, as in BM25. With a
         ``budget``, as in Store.lexical_search, only the rarest words whose matches add up to at most
-        ``budget`` passages are searched; when even the rarest matches more, passages must hold every word."""
+        ``budget`` passages decide which passages are ranked (through the GIN index), and every word of
+        the question still adds to their scores; when even the rarest matches more, passages must hold
+        every word. A collection of no more passages than the budget is ranked whole."""
         words = query_words(question)
         if not words:
             return []
@@ -312,17 +325,29 @@ class PostgresStore:
                 " FROM unnest(%s::text[]) AS w", (cap, words)) if count > 0}
             if not counts:
                 return []
-            chosen, operator = _within(counts, budget) if budget > 0 else (list(counts), "||")
             total = self._passage_total(connection, max(counts.values()))
-            weights = [math.log(1 + (total - counts[w] + 0.5) / (counts[w] + 0.5)) for w in chosen]
+            within = budget > 0 and total > budget
+            chosen, operator = _within(counts, budget) if within else (list(counts), "||")
+            if cap is not None:  # counted only up to the cap: the planner's statistics tell how common they are
+                counts.update({word: min(total, max(cap, self._estimated_matches(connection, word)))
+                               for word, count in counts.items() if count >= cap})
+            scored = list(counts)
+            weights = [math.log(1 + (total - counts[w] + 0.5) / (counts[w] + 0.5)) for w in scored]
             query = f"plainto_tsquery('{TEXT_CONFIG}', %s)"
-            score = " + ".join(f"%s * ts_rank(lexemes, {query}, 1)" for _ in chosen)
+            score = " + ".join(f"%s * ts_rank(lexemes, {query}, 1)" for _ in scored)
             match = f" {operator} ".join(query for _ in chosen)
             rows = connection.execute(
                 f"SELECT id, {score} AS score FROM passages WHERE lexemes @@ ({match})"
                 " ORDER BY score DESC, id LIMIT %s",
-                (*[v for pair in zip(weights, chosen) for v in pair], *chosen, limit)).fetchall()
+                (*[v for pair in zip(weights, scored) for v in pair], *chosen, limit)).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    @staticmethod
+    def _estimated_matches(connection: psycopg.Connection[Row], word: str) -> int:
+        """Passages holding ``word`` by the planner's estimate (its statistics of common lexemes): no counting."""
+        plan = connection.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM passages"
+                                  f" WHERE lexemes @@ plainto_tsquery('{TEXT_CONFIG}', %s)", (word,)).fetchone()[0]
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     @staticmethod
     def _passage_total(connection: psycopg.Connection[Row], at_least: int) -> int:
@@ -346,6 +371,70 @@ class PostgresStore:
     def file_size(self) -> int:
         """Bytes on disk of the whole database (tables, indexes, TOAST)."""
         return int(self.select("SELECT pg_database_size(current_database())")[0][0])
+
+
+class AdvisoryLock:
+    """A session-level advisory lock on a connection of its own: one holder at a time among all the
+    processes using the database, on any machine, and freed by the server if its holder dies."""
+
+    def __init__(self, dsn: str, key: int, timeout: float, connect_timeout: float = 30.0) -> None:
+        """``timeout``: seconds ``acquire`` waits (0: it only tries; negative: as long as it takes)."""
+        self.dsn = dsn
+        self.key = key
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self.dsn, autocommit=True,
+                                               connect_timeout=max(1, round(self.connect_timeout)))
+            wait = "0" if self.timeout < 0 else f"{max(1, round(self.timeout * 1000))}ms"
+            self._connection.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
+        return self._connection
+
+    def acquire(self) -> bool:
+        """Take the lock; False when another session held it for all of ``timeout``."""
+        try:
+            return self._take(self._connect())
+        except psycopg.OperationalError:  # the idle connection was lost (server restart, idle timeout): once more
+            self.close()
+            return self._take(self._connect())
+
+    def _take(self, connection: psycopg.Connection[Any]) -> bool:
+        if self.timeout == 0:
+            return bool(connection.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
+        try:
+            connection.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        except psycopg.errors.LockNotAvailable:  # lock_timeout ran out
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._connection is None or self._connection.closed:
+            return
+        try:
+            self._connection.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except psycopg.OperationalError:  # the session is gone, and the lock with it
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection (which frees the lock if it is held)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def describe(dsn: str) -> str:
+    """Where a connection string leads, without its password: "database NAME on HOST"."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "a PostgreSQL database (malformed connection string)"
+    host = parts.get("host") or "the local socket"
+    port = f":{parts['port']}" if parts.get("port") and not str(host).startswith("/") else ""
+    user = f" as {parts['user']}" if parts.get("user") else ""
+    return f"PostgreSQL database {parts.get('dbname') or parts.get('user') or '(default)'} on {host}{port}{user}"
 
 
 def _within(counts: dict[str, int], budget: int) -> tuple[list[str], str]:

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .pg_migrations import VECTOR_INDEX
 from .pg_store import PostgresStore, as_ids, as_vector
 
 # The nearest passages by cosine distance, which the HNSW index answers.
@@ -85,17 +86,28 @@ class PgVectorIndex:
             rows = connection.execute(SEARCH_SQL, {"q": query, "k": k}).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    def lookup(self, passage_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those of these passages that have one, by passage id (one query)."""
+        ids = as_ids(passage_ids)
+        if not ids:
+            return {}
+        with self.store.connection() as connection:
+            cursor = connection.cursor(binary=True)
+            cursor.execute("SELECT id, vector FROM passages WHERE id = ANY(%s::bigint[]) AND vector IS NOT NULL",
+                           (ids,))
+            return {int(passage_id): vector.to_numpy().astype(np.float32, copy=False) for passage_id, vector in cursor}
+
     def reconstruct(self, passage_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors, in the order asked; a passage without one is a KeyError."""
         ids = as_ids(passage_ids)
         if not ids:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self.store.connection() as connection:
-            cursor = connection.cursor(binary=True)
-            cursor.execute("SELECT id, vector FROM passages WHERE id = ANY(%s::bigint[]) AND vector IS NOT NULL",
-                           (ids,))
-            found = {int(passage_id): vector.to_numpy() for passage_id, vector in cursor}
+        found = self.lookup(ids)
         lacking = [i for i in ids if i not in found]
         if lacking:
             raise KeyError(f"no stored vector for passages {lacking[:10]}")
-        return np.vstack([found[i] for i in ids]).astype(np.float32, copy=False)
+        return np.vstack([found[i] for i in ids])
+
+    def disk_bytes(self) -> int:
+        """Bytes on disk of the HNSW index."""
+        return int(self.store.select("SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)", (VECTOR_INDEX,))[0][0])

@@ -1,6 +1,7 @@
-"""Hybrid search: dense (FAISS) and BM25 (FTS5) candidates fused by reciprocal rank, a soft recency
-prior, near-duplicate removal, a cross-encoder reranking the best candidates (its rank fused in as
-one more list), the best-answering sentence of each passage, and the refusal rule."""
+"""Hybrid search: dense (FAISS or pgvector) and keyword (SQLite FTS5 BM25 or PostgreSQL full-text)
+candidates fused by reciprocal rank, a soft recency prior, near-duplicate removal, a cross-encoder
+reranking the best candidates (its rank fused in as one more list), the best-answering sentence of
+each passage, and the refusal rule."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,10 +21,16 @@ from .reranker import Reranker, passage_input
 from .store import Store, query_words
 from .vectors import VectorIndex
 
+if TYPE_CHECKING:  # the server store's modules need the optional psycopg
+    from .pg_store import PostgresStore
+    from .pg_vectors import PgVectorIndex
+
 _WORDS = re.compile(r"\w+", re.UNICODE)
 FUSIONS = ("rank", "probability")  # how the reranker's judgement joins the fused score
 # Share of the recency bonus given to an article whose date is unknown.
 UNDATED_RECENCY_SHARE = 0.5
+# Candidates whose vectors are read at once (at least) when near-duplicates are dropped.
+DEDUP_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,9 @@ class HybridSearcher:
     """Strategy fixed at construction: which store, vectors, models and weights to use. Without a
     reranker (file missing or switched off) the fused ranking stands and the cosine rule refuses."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, settings: SearchSettings,
-                 reranker: Reranker | None = None, rerank_settings: RerankerSettings | None = None) -> None:
+    def __init__(self, store: "Store | PostgresStore", vectors: "VectorIndex | PgVectorIndex", embedder: Embedder,
+                 settings: SearchSettings, reranker: Reranker | None = None,
+                 rerank_settings: RerankerSettings | None = None) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -137,7 +146,7 @@ class HybridSearcher:
 
         score_of = {pid: score for score, pid in scored}
         reranked = self.rerank_settings.candidates if self.reranker is not None else 0
-        chosen = self._drop_near_duplicates([pid for _, pid in scored], max(limit, reranked))
+        chosen, vectors = self._drop_near_duplicates([pid for _, pid in scored], max(limit, reranked))
         probability: dict[int, float] = {}
         if reranked:
             head = chosen[:reranked]
@@ -151,8 +160,7 @@ class HybridSearcher:
                     probability[pid] if by_probability else 1.0 / (s.rrf_k + rank))
             chosen.sort(key=lambda pid: -score_of[pid])
         chosen = chosen[:limit]
-        chosen_vectors = self.vectors.reconstruct(chosen)
-        cosines = chosen_vectors @ query_vector if len(chosen) else np.zeros(0)
+        cosines = [float(vectors[pid] @ query_vector) for pid in chosen]
         hits = [
             Hit(passage_id=pid, article=articles[rows[pid].article_id], text=rows[pid].text, start=rows[pid].start,
                 end=rows[pid].end, score=score_of[pid], dense_score=float(cos), dense_rank=dense_rank.get(pid),
@@ -183,19 +191,25 @@ class HybridSearcher:
             hits[i] = hit
         return replace(answer, hits=hits)
 
-    def _drop_near_duplicates(self, ranked: list[int], limit: int) -> list[int]:
-        """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets)."""
+    def _drop_near_duplicates(self, ranked: list[int], limit: int) -> tuple[list[int], dict[int, np.ndarray]]:
+        """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets):
+        the first ``limit`` kept, with their vectors. The vectors are read a batch at a time (one query
+        on PostgreSQL), usually once; a passage without one (removed meanwhile) is left out."""
         kept: list[int] = []
-        kept_vectors: list[np.ndarray] = []
-        for pid in ranked:
-            vector = self.vectors.reconstruct([pid])[0]
-            if any(float(vector @ other) >= self.settings.dedup_similarity for other in kept_vectors):
-                continue
-            kept.append(pid)
-            kept_vectors.append(vector)
-            if len(kept) >= limit:
-                break
-        return kept
+        kept_vectors: dict[int, np.ndarray] = {}
+        batch = max(2 * limit, DEDUP_BATCH)
+        for first in range(0, len(ranked), batch):
+            found = self.vectors.lookup(ranked[first:first + batch])
+            for pid in ranked[first:first + batch]:
+                vector = found.get(pid)
+                if vector is None or any(float(vector @ other) >= self.settings.dedup_similarity
+                                         for other in kept_vectors.values()):
+                    continue
+                kept.append(pid)
+                kept_vectors[pid] = vector
+                if len(kept) >= limit:
+                    return kept, kept_vectors
+        return kept, kept_vectors
 
     def mark_best_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Hit]:
         """Set each hit's best sentence: closest in meaning to the question, helped by shared keywords and,

@@ -165,6 +165,17 @@ class VectorIndex:
                                              min(k, self._index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    def lookup(self, passage_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of those of these passages the index holds, by passage id."""
+        found: dict[int, np.ndarray] = {}
+        with self._lock:
+            for passage_id in passage_ids:
+                try:
+                    found[int(passage_id)] = self._index.reconstruct(int(passage_id))
+                except RuntimeError:  # not in the index
+                    continue
+        return found
+
     def reconstruct(self, passage_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors (in the large layout, decoded from their 8-bit codes)."""
         with self._lock:

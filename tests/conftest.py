@@ -1,10 +1,15 @@
-"""Shared fixtures: the real embedding model (loaded once) and throwaway libraries on disk."""
+"""Shared fixtures: the real embedding model (loaded once) and throwaway libraries, on each store.
+
+Library-level tests take ``settings`` (or ``library``, or ``sample_settings``) and so run once per
+store: ``[embedded]`` in a data directory, ``[postgres]`` in a fresh PostgreSQL database. Tests about
+the embedded store's own files (SQLite, FAISS), its data-directory lock, or copies of
+``sample_library_dir`` take ``embedded_settings`` instead."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -18,6 +23,9 @@ from index.samples import sample_paths  # noqa: E402
 from tests.helpers import run_cli, write_squad_like  # noqa: E402
 from tests.web_pages import site  # noqa: E402,F401 - fixture
 
+if TYPE_CHECKING:  # imported by pytest as the plugin below (importing it here first would skip its assert rewriting)
+    from tests.postgres_server import TestPostgres
+
 # A throwaway PostgreSQL with pgvector (postgres_server, postgres_dsn), started once per session.
 pytest_plugins = ["tests.postgres_server"]
 
@@ -27,10 +35,38 @@ def embedder() -> Embedder:
     return Embedder(load_settings(environ={}).embedding)
 
 
+STORES = ("embedded", "postgres")
+
+
+def on_postgres(settings: Settings, dsn: str) -> Settings:
+    """The same settings with the library in the PostgreSQL database ``dsn``."""
+    return settings.replace("library", store="postgres").replace("postgres", dsn=dsn, pool_min=1, pool_max=4)
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The store a library-level test runs on (each runs on both)."""
+    return request.param
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    base = load_settings(environ={})
-    return base.replace("library", data_dir=tmp_path / "data", lock_timeout=1.0)
+def embedded_settings(tmp_path: Path) -> Settings:
+    """A new library in a data directory (the embedded store only)."""
+    return load_settings(environ={}).replace("library", data_dir=tmp_path / "data", lock_timeout=1.0)
+
+
+@pytest.fixture
+def settings(store_kind: str, embedded_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """A new, empty library on each store: a data directory, or a fresh PostgreSQL database."""
+    if store_kind == "postgres":
+        return on_postgres(embedded_settings, request.getfixturevalue("postgres_dsn"))
+    return embedded_settings
+
+
+@pytest.fixture
+def postgres_settings(embedded_settings: Settings, postgres_dsn: str) -> Settings:
+    """A new library in a fresh PostgreSQL database (the server store only)."""
+    return on_postgres(embedded_settings, postgres_dsn)
 
 
 @pytest.fixture
@@ -48,6 +84,24 @@ def sample_library_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embed
         results = list(lib.add_sources([str(p) for p in sample_paths()]))
     assert all(r.status == "added" for r in results), [r.message for r in results]
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def sample_postgres_dsn(postgres_server: "TestPostgres", embedder: Embedder) -> str:
+    """A PostgreSQL database holding the sample articles, built once (tests only read it)."""
+    dsn = postgres_server.dsn(postgres_server.create_database())
+    with Library(on_postgres(load_settings(environ={}), dsn), embedder=embedder) as lib:
+        results = list(lib.add_sources([str(p) for p in sample_paths()]))
+    assert all(r.status == "added" for r in results), [r.message for r in results]
+    return dsn
+
+
+@pytest.fixture
+def sample_settings(store_kind: str, embedded_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The sample articles' library on each store (to read, not to change)."""
+    if store_kind == "postgres":
+        return on_postgres(embedded_settings, request.getfixturevalue("sample_postgres_dsn"))
+    return embedded_settings.replace("library", data_dir=request.getfixturevalue("sample_library_dir"))
 
 
 @pytest.fixture(scope="session")

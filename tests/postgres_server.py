@@ -44,12 +44,13 @@ class TestPostgres:
         """The admin connection string pointed at another database."""
         return make_conninfo(self.admin_dsn, dbname=database)
 
-    def create_database(self) -> str:
-        """A new empty database (with the vector extension); returns its name."""
+    def create_database(self, copy_of: str | None = None) -> str:
+        """A new empty database (with the vector extension), or a copy of the database ``copy_of`` (which
+        nobody may be connected to); returns its name."""
         name = f"{self._prefix}_{next(self._numbers)}"
         with self._admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                          sql.Identifier(self._template)))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(copy_of or self._template)))
         return name
 
     def drop_database(self, name: str) -> None:

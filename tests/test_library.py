@@ -1,20 +1,27 @@
-"""The library with the real model and real SQLite/FAISS files on disk."""
+"""The library with the real model, on each store: SQLite/FAISS files on disk ([embedded]) and a
+fresh PostgreSQL database ([postgres]); then what only one of them has."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import date
 from pathlib import Path
+from typing import Sequence
 
 import faiss
 import numpy as np
+import psycopg
 import pytest
 
-from index.config import Settings
+from index.config import ConfigError, Settings
 from index.embedding import Embedder
-from index.library import DATABASE_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy
+from index.extract import IngestError
+from index.library import DATABASE_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy, LibraryUnavailable
+from index.pg_store import WRITER_LOCK
+from tests.helpers import run_cli
 
 PROJECT = Path(__file__).resolve().parent.parent
 BODY = ("The city council approved a new budget for public libraries on Tuesday evening. "
@@ -27,9 +34,8 @@ OTHER_BODY = ("A new museum of maritime history opened its doors in the old cust
               "Curators plan a second gallery about lighthouse keepers for the spring. ")
 
 
-def test_sample_question_finds_the_security_council_passage(sample_library_dir: Path, settings: Settings,
-                                                            embedder: Embedder) -> None:
-    settings = settings.replace("library", data_dir=sample_library_dir)
+def test_sample_question_finds_the_security_council_passage(sample_settings: Settings, embedder: Embedder) -> None:
+    settings = sample_settings
     with Library(settings, embedder=embedder) as lib:
         answer = lib.search("what did the UN Security Council say?")
         assert answer.answered
@@ -42,17 +48,15 @@ def test_sample_question_finds_the_security_council_passage(sample_library_dir: 
         assert len(answer.hits) == 3 * settings.search.k
 
 
-def test_best_sentence_holds_the_fact(sample_library_dir: Path, settings: Settings, embedder: Embedder) -> None:
-    settings = settings.replace("library", data_dir=sample_library_dir)
-    with Library(settings, embedder=embedder) as lib:
+def test_best_sentence_holds_the_fact(sample_settings: Settings, embedder: Embedder) -> None:
+    with Library(sample_settings, embedder=embedder) as lib:
         answer = lib.search("Where did the Perseverance rover land?")
         assert "Perseverance" in answer.hits[0].article.title
         assert "Jezero" in (answer.hits[0].best_sentence_text or "")
 
 
-def test_unrelated_question_is_not_answered(sample_library_dir: Path, settings: Settings, embedder: Embedder) -> None:
-    settings = settings.replace("library", data_dir=sample_library_dir)
-    with Library(settings, embedder=embedder) as lib:
+def test_unrelated_question_is_not_answered(sample_settings: Settings, embedder: Embedder) -> None:
+    with Library(sample_settings, embedder=embedder) as lib:
         answer = lib.search("best sourdough bread recipe with rye flour")
         assert not answer.answered
         assert answer.closest is not None  # still names the nearest article
@@ -131,76 +135,11 @@ def test_library_persists_across_restart(settings: Settings, embedder: Embedder)
         assert "Libraries" in lib.search("opening hours of libraries").hits[0].article.title
 
 
-def test_crash_between_sqlite_commit_and_index_write_is_repaired(settings: Settings, embedder: Embedder) -> None:
-    data_dir = settings.library.data_dir
-    with Library(settings, embedder=embedder) as lib:
-        lib.add_text(BODY * 2, title="First article")
-    script = textwrap.dedent(f"""
-        import os, sys
-        sys.path.insert(0, {str(PROJECT)!r})
-        from index.config import load_settings
-        from index.library import Library
-        from index.vectors import VectorIndex
-        settings = load_settings(environ={{"NEWSBOT_DATA_DIR": {str(data_dir)!r}}})
-        lib = Library(settings)
-        VectorIndex.save = lambda self, path: os._exit(9)  # die after the SQLite commit
-        lib.add_text({(OTHER_BODY * 2)!r}, title="Second article")
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 9, proc.stderr
-    saved = faiss.read_index(str(data_dir / VECTORS_FILE))
-    with Library(settings, embedder=embedder) as lib:
-        assert lib.count_articles() == 2
-        assert saved.ntotal < lib.store.count_passages(), "the crash should have left the index behind"
-        assert sorted(lib.vectors.ids()) == sorted(lib.store.passage_ids())
-        assert lib.search("museums budget").hits[0].article.title == "Second article"
-        passages = lib.store.count_passages()
-    # the repaired index was saved, so the next start finds it complete
-    assert faiss.read_index(str(data_dir / VECTORS_FILE)).ntotal == passages
-
-
-def test_lost_index_and_vectors_are_rebuilt_by_re_embedding(settings: Settings, embedder: Embedder) -> None:
-    with Library(settings, embedder=embedder) as lib:
-        lib.add_text(BODY * 2, title="First article")
-        before = lib.vectors.reconstruct(list(lib.store.passage_ids()))
-        lib.store.clear_vectors()
-    (settings.library.data_dir / VECTORS_FILE).write_bytes(b"garbage")
-    with Library(settings, embedder=embedder) as lib:
-        after = lib.vectors.reconstruct(list(lib.store.passage_ids()))
-        assert np.allclose(before, after, atol=1e-4)
-        _, stored, lacking = lib.store.vectors(lib.store.passage_ids(), embedder.dimension)
-        assert not lacking and len(stored) == len(after)
-
-
-def test_a_second_writer_is_refused_with_a_clear_message(settings: Settings, embedder: Embedder) -> None:
-    with Library(settings, embedder=embedder) as lib:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time, filelock; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
-             "print('locked', flush=True); time.sleep(60)", str(settings.library.data_dir / LOCK_FILE)],
-            stdout=subprocess.PIPE, text=True)
-        try:
-            assert holder.stdout.readline().strip() == "locked"
-            with pytest.raises(LibraryBusy, match="another process"):
-                lib.add_text(BODY * 2, title="Blocked")
-            assert lib.count_articles() == 0
-        finally:
-            holder.kill()
-            holder.wait()
-        assert lib.add_text(BODY * 2, title="Now it works").status == "added"
-
-
 def test_changes_through_another_connection_are_seen(settings: Settings, embedder: Embedder) -> None:
     with Library(settings, embedder=embedder) as reader:
         with Library(settings, embedder=embedder) as writer:
             writer.add_text(BODY * 2, title="Written elsewhere")
         assert reader.search("library budget parking fees").hits[0].article.title == "Written elsewhere"
-
-
-def test_database_files_live_in_the_data_dir(library: Library) -> None:
-    library.add_text(BODY * 2, title="Files")
-    assert (library.data_dir / DATABASE_FILE).exists() and (library.data_dir / VECTORS_FILE).exists()
-    stats = library.stats()
-    assert stats.articles == 1 and stats.passages == stats.vectors > 0 and stats.index_bytes > 0
 
 
 def test_republished_copy_is_linked_not_indexed_again(library: Library) -> None:
@@ -225,23 +164,223 @@ def test_republished_copy_is_linked_not_indexed_again(library: Library) -> None:
     assert library.store.find_alias("url:https://daily.test/news/libraries-hours") is None
 
 
-def test_backup_while_in_use_and_restore(settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+def test_a_model_change_re_embeds_every_passage(settings: Settings, embedder: Embedder) -> None:
     with Library(settings, embedder=embedder) as lib:
+        lib.add_text(BODY * 2, title="First article")
+        lib.add_text(OTHER_BODY * 2, title="Second article")
+        ids = list(lib.store.passage_ids())
+        before = lib.vectors.reconstruct(ids)
+        lib.store.set_meta("embedding_model", "an older model|384")  # as if these vectors were that model's
+    with Library(settings, embedder=embedder) as lib:
+        assert lib.store.get_meta("embedding_model") == f"{embedder.name}|{embedder.dimension}"
+        # embedded again (in one batch, so not to the last bit): the same vectors in the index and the store
+        assert np.min(np.sum(lib.vectors.reconstruct(ids) * before, axis=1)) > 0.999
+        _, stored, lacking = lib.store.vectors(ids, embedder.dimension)
+        assert not lacking and np.allclose(stored, lib.vectors.reconstruct(ids)) and len(lib.vectors) == len(ids)
+        assert lib.search("maritime museum ship models").hits[0].article.title == "Second article"
+
+
+class MeetingEmbedder:
+    """The session's embedder, whose ``embed`` waits until every adder has reached it: by then each
+    has looked for duplicates (before embedding) and found none."""
+
+    def __init__(self, embedder: Embedder, parties: int) -> None:
+        self.embedder = embedder
+        self.meeting = threading.Barrier(parties, timeout=120)
+
+    def __getattr__(self, name: str):
+        return getattr(self.embedder, name)
+
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        self.meeting.wait()
+        return self.embedder.embed(texts, show_progress=show_progress)
+
+
+def test_two_libraries_adding_the_same_article_at_once(settings: Settings, embedder: Embedder) -> None:
+    """Two processes (on PostgreSQL: two replicas) add one article at the same moment: the writer lock
+    makes the second see the first's article, so one is added and one is a duplicate, not an error."""
+    settings = settings.replace("library", lock_timeout=60.0)
+    meeting = MeetingEmbedder(embedder, 2)
+    results = []
+
+    def add(library: Library) -> None:
+        results.append(library.add_text(BODY * 2, title="Libraries get longer hours", url="https://news.test/a"))
+
+    with Library(settings, embedder=meeting) as one, \
+            Library(settings, embedder=meeting) as two:  # type: ignore[arg-type]
+        adders = [threading.Thread(target=add, args=(library,)) for library in (one, two)]
+        for adder in adders:
+            adder.start()
+        for adder in adders:
+            adder.join()
+        assert sorted(r.status for r in results) == ["added", "duplicate"], [r.message for r in results]
+        assert results[0].article.id == results[1].article.id
+        assert one.count_articles() == two.count_articles() == 1
+        assert one.store.count_passages() == results[0].passages
+
+
+def test_two_libraries_on_one_store_see_each_others_changes_at_once(settings: Settings, embedder: Embedder) -> None:
+    """Two bot replicas (or the bot and the command line) open on one store at the same time."""
+    story = BODY * 3 + "The mayor is expected to sign the plan next week after a final reading."
+    with Library(settings, embedder=embedder) as one, Library(settings, embedder=embedder) as two:
+        added = one.add_text(story, title="Written by one", url="https://wire.test/libraries")
+        assert two.search("library budget parking fees").hits[0].article.id == added.article.id
+        copy = two.add_text("From our partners at the wire. " + story, title="Copied by two",
+                            url="https://daily.test/libraries")
+        assert copy.status == "duplicate" and copy.article.id == added.article.id  # one's article is known to two
+        other = two.add_text(OTHER_BODY * 2, title="Written by two")
+        assert one.search("maritime museum ship models").hits[0].article.id == other.article.id
+        one.remove(other.article.id)
+        assert all(h.article.id != other.article.id for h in two.search("maritime museum ship models").hits)
+        assert one.stats().vectors == two.stats().vectors == two.store.count_passages() == added.passages
+
+
+# -- the embedded store only: its SQLite and FAISS files (crash repair), its data-directory lock, and file
+# backups. The PostgreSQL store has no files to lose or repair; its own lock and backups are tested below.
+def test_crash_between_sqlite_commit_and_index_write_is_repaired(embedded_settings: Settings,
+                                                                 embedder: Embedder) -> None:
+    data_dir = embedded_settings.library.data_dir
+    with Library(embedded_settings, embedder=embedder) as lib:
+        lib.add_text(BODY * 2, title="First article")
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(PROJECT)!r})
+        from index.config import load_settings
+        from index.library import Library
+        from index.vectors import VectorIndex
+        settings = load_settings(environ={{"NEWSBOT_DATA_DIR": {str(data_dir)!r}}})
+        lib = Library(settings)
+        VectorIndex.save = lambda self, path: os._exit(9)  # die after the SQLite commit
+        lib.add_text({(OTHER_BODY * 2)!r}, title="Second article")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    saved = faiss.read_index(str(data_dir / VECTORS_FILE))
+    with Library(embedded_settings, embedder=embedder) as lib:
+        assert lib.count_articles() == 2
+        assert saved.ntotal < lib.store.count_passages(), "the crash should have left the index behind"
+        assert sorted(lib.vectors.ids()) == sorted(lib.store.passage_ids())
+        assert lib.search("museums budget").hits[0].article.title == "Second article"
+        passages = lib.store.count_passages()
+    # the repaired index was saved, so the next start finds it complete
+    assert faiss.read_index(str(data_dir / VECTORS_FILE)).ntotal == passages
+
+
+def test_lost_index_and_vectors_are_rebuilt_by_re_embedding(embedded_settings: Settings, embedder: Embedder) -> None:
+    with Library(embedded_settings, embedder=embedder) as lib:
+        lib.add_text(BODY * 2, title="First article")
+        before = lib.vectors.reconstruct(list(lib.store.passage_ids()))
+        lib.store.clear_vectors()
+    (embedded_settings.library.data_dir / VECTORS_FILE).write_bytes(b"garbage")
+    with Library(embedded_settings, embedder=embedder) as lib:
+        after = lib.vectors.reconstruct(list(lib.store.passage_ids()))
+        assert np.allclose(before, after, atol=1e-4)
+        _, stored, lacking = lib.store.vectors(lib.store.passage_ids(), embedder.dimension)
+        assert not lacking and len(stored) == len(after)
+
+
+def test_a_second_writer_is_refused_with_a_clear_message(embedded_settings: Settings, embedder: Embedder) -> None:
+    with Library(embedded_settings, embedder=embedder) as lib:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time, filelock; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
+             "print('locked', flush=True); time.sleep(60)", str(embedded_settings.library.data_dir / LOCK_FILE)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            with pytest.raises(LibraryBusy, match="another process"):
+                lib.add_text(BODY * 2, title="Blocked")
+            assert lib.count_articles() == 0
+        finally:
+            holder.kill()
+            holder.wait()
+        assert lib.add_text(BODY * 2, title="Now it works").status == "added"
+
+
+def test_database_files_live_in_the_data_dir(embedded_settings: Settings, embedder: Embedder) -> None:
+    with Library(embedded_settings, embedder=embedder) as library:
+        library.add_text(BODY * 2, title="Files")
+        assert (library.data_dir / DATABASE_FILE).exists() and (library.data_dir / VECTORS_FILE).exists()
+        stats = library.stats()
+        assert stats.articles == 1 and stats.passages == stats.vectors > 0 and stats.index_bytes > 0
+        assert (stats.store, stats.location) == ("embedded", str(library.data_dir))
+
+
+def test_backup_while_in_use_and_restore(embedded_settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    with Library(embedded_settings, embedder=embedder) as lib:
         first = lib.add_text(BODY * 2, title="Kept in the backup")
         backup = lib.backup(tmp_path / "backup")  # the library stays open and usable
         with pytest.raises(Exception, match="not empty"):
             lib.backup(backup)
         lib.add_text(OTHER_BODY * 2, title="Added after the backup")
         assert lib.count_articles() == 2
-        with Library(settings, embedder=embedder) as other_process_view:
+        with Library(embedded_settings, embedder=embedder) as other_process_view:
             stats = lib.restore(backup)
             assert stats.articles == 1 and stats.vectors == stats.passages
             assert lib.search("library opening hours budget").hits[0].article.id == first.article.id
             # another open library (e.g. the bot) sees the restored content too
             assert other_process_view.count_articles() == 1
             assert all(h.article.id == first.article.id for h in other_process_view.search("maritime museum").hits)
-    fresh = settings.replace("library", data_dir=tmp_path / "fresh")
+    fresh = embedded_settings.replace("library", data_dir=tmp_path / "fresh")
     with Library(fresh, embedder=embedder) as lib:
         assert lib.restore(backup).articles == 1
         with pytest.raises(Exception, match="no library backup"):
             lib.restore(tmp_path / "nowhere")
+
+
+# -- the PostgreSQL store only: its advisory lock, interrupted re-embedding, pg_dump backups -----------
+def test_a_second_writer_is_refused_while_another_replica_holds_the_lock(postgres_settings: Settings,
+                                                                         embedder: Embedder) -> None:
+    with Library(postgres_settings, embedder=embedder) as lib, \
+            psycopg.connect(postgres_settings.postgres.dsn, autocommit=True) as other_replica:
+        other_replica.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+        with pytest.raises(LibraryBusy, match="another process"):
+            lib.add_text(BODY * 2, title="Blocked")
+        assert lib.count_articles() == 0
+        assert lib.search("library budget").hits == []  # readers do not wait
+        other_replica.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+        assert lib.add_text(BODY * 2, title="Now it works").status == "added"
+
+
+def test_passages_left_without_a_vector_are_embedded_at_the_next_start(postgres_settings: Settings,
+                                                                       embedder: Embedder) -> None:
+    with Library(postgres_settings, embedder=embedder) as lib:
+        lib.add_text(BODY * 2, title="First article")
+        lib.add_text(OTHER_BODY * 2, title="Second article")
+        ids = list(lib.store.passage_ids())
+        before = lib.vectors.reconstruct(ids)
+        lib.vectors.remove(ids[1:])  # a re-embedding interrupted after the first passage
+        assert lib.store.passages_without_vector(10) == ids[1:]
+        # a search meanwhile finds the passages that have a vector, and skips the others
+        assert all(h.passage_id == ids[0] for h in lib.search("maritime museum ship models").hits)
+    with Library(postgres_settings, embedder=embedder) as lib:
+        assert lib.store.count_passages_without_vector() == 0
+        assert np.min(np.sum(lib.vectors.reconstruct(ids) * before, axis=1)) > 0.999
+
+
+def test_postgres_stats_and_backups_left_to_pg_dump(postgres_settings: Settings, embedder: Embedder,
+                                                    tmp_path: Path) -> None:
+    with Library(postgres_settings, embedder=embedder) as lib:
+        added = lib.add_text(BODY * 2, title="Counted")
+        stats = lib.stats()
+        assert (stats.articles, stats.passages, stats.vectors) == (1, added.passages, added.passages)
+        assert stats.database_bytes > 1_000_000 and stats.index_bytes > 0 and stats.store == "postgres"
+        assert stats.location.startswith("PostgreSQL database newsbot_test_")
+        with pytest.raises(IngestError, match="pg_dump"):
+            lib.backup(tmp_path / "backup")
+        with pytest.raises(IngestError, match="pg_restore"):
+            lib.restore(tmp_path / "backup")
+        assert not (tmp_path / "backup").exists() and lib.count_articles() == 1
+    env = {"NEWSBOT_LIBRARY_STORE": "postgres", "NEWSBOT_POSTGRES_DSN": postgres_settings.postgres.dsn}
+    cli = run_cli("backup", str(tmp_path / "backup"), data_dir=tmp_path / "unused", env=env)
+    assert cli.returncode == 2 and cli.stderr.startswith("error: This library is kept in the PostgreSQL database")
+    assert "pg_dump" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_a_database_that_cannot_be_used_gets_a_clear_error(postgres_settings: Settings, embedder: Embedder,
+                                                          tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="NEWSBOT_POSTGRES_DSN"):
+        Library(postgres_settings.replace("postgres", dsn=""), embedder=embedder)
+    nowhere = postgres_settings.replace("postgres", dsn=f"host={tmp_path} dbname=nothing password=secret")
+    with pytest.raises(LibraryUnavailable, match=f"PostgreSQL database nothing on {tmp_path} cannot be used") as error:
+        Library(nowhere, embedder=embedder)
+    assert "secret" not in str(error.value)

@@ -46,7 +46,7 @@ def test_int8_scores_stay_close_to_fp32(trained_reranker: Path) -> None:
     assert np.allclose(fp32.score(question, passages), int8.score(question, passages), atol=0.05)
 
 
-def test_missing_or_damaged_file_means_search_without_reranking(sample_library_dir: Path, settings: Settings,
+def test_missing_or_damaged_file_means_search_without_reranking(sample_library_dir: Path, embedded_settings: Settings,
                                                                  embedder: Embedder, tmp_path: Path) -> None:
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(b"\x00not a safetensors file" * 10)
@@ -54,7 +54,7 @@ def test_missing_or_damaged_file_means_search_without_reranking(sample_library_d
         assert load_reranker(RerankerSettings(model=model)) is None
     assert load_reranker(RerankerSettings(model=str(damaged), candidates=0)) is None
 
-    off = settings.replace("library", data_dir=sample_library_dir).replace("reranker", model=str(damaged))
+    off = embedded_settings.replace("library", data_dir=sample_library_dir).replace("reranker", model=str(damaged))
     with Library(off, embedder=embedder) as lib:
         assert lib.reranker is None
         answer = lib.search("what did the UN Security Council say?")
@@ -62,9 +62,9 @@ def test_missing_or_damaged_file_means_search_without_reranking(sample_library_d
         assert all(hit.rerank_score is None for hit in answer.hits)
 
 
-def test_a_real_reranker_scores_every_candidate_it_reads(sample_library_dir: Path, settings: Settings,
+def test_a_real_reranker_scores_every_candidate_it_reads(sample_library_dir: Path, embedded_settings: Settings,
                                                          embedder: Embedder, trained_reranker: Path) -> None:
-    configured = settings.replace("library", data_dir=sample_library_dir).replace(
+    configured = embedded_settings.replace("library", data_dir=sample_library_dir).replace(
         "reranker", model=str(trained_reranker), candidates=4, min_probability=0.0)
     with Library(configured, embedder=embedder) as lib:
         assert lib.reranker is not None
@@ -92,10 +92,10 @@ def _searcher(lib: Library, reranker: ScriptedReranker, **rerank: object) -> Hyb
                           RerankerSettings(**rerank))  # type: ignore[arg-type]
 
 
-def test_reranker_order_is_fused_and_its_probability_decides_refusal(sample_library_dir: Path,
-                                                                     settings: Settings, embedder: Embedder) -> None:
+def test_reranker_order_is_fused_and_its_probability_decides_refusal(sample_settings: Settings,
+                                                                     embedder: Embedder) -> None:
     question = "what did the UN Security Council say?"
-    with Library(settings.replace("library", data_dir=sample_library_dir), embedder=embedder, reranker=None) as lib:
+    with Library(sample_settings, embedder=embedder, reranker=None) as lib:
         plain = lib.search(question)
         assert "Security Council" in plain.hits[0].article.title
         lifted = plain.hits[5].text[:40]  # a passage well down the fused list

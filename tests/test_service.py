@@ -21,10 +21,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def service(sample_library_dir: Path, tmp_path: Path, settings: Settings, embedder: Embedder) -> Iterator[ChatService]:
+def service(sample_library_dir: Path, tmp_path: Path, embedded_settings: Settings,
+            embedder: Embedder) -> Iterator[ChatService]:
     data_dir = tmp_path / "copy"
     shutil.copytree(sample_library_dir, data_dir)
-    settings = settings.replace("library", data_dir=data_dir).replace("bot", admin_ids=(ADMIN,))
+    settings = embedded_settings.replace("library", data_dir=data_dir).replace("bot", admin_ids=(ADMIN,))
     with Library(settings, embedder=embedder) as library:
         yield ChatService(library, settings)
 

@@ -179,6 +179,20 @@ def test_keyword_search_within_a_budget(store: Store | PostgresStore) -> None:
     assert len(store.lexical_search("port rain", 100)) == 41
 
 
+def test_within_a_budget_the_common_words_still_score(store: Store | PostgresStore) -> None:
+    filler = [f"report number {i} about the weather" for i in range(40)]
+    harbour = [f"the harbour report number {i}" for i in range(10)]
+    _, ids, _ = save(store, 1, filler + harbour + ["a ferry strike was called on monday",
+                                                   "a ferry strike was called at the harbour"])
+    ferry_only, ferry_and_harbour = ids[-2:]
+    # "harbour" (10 passages) is over the budget, so it does not decide which passages are ranked; but it
+    # still counts in their scores, so the passage that also holds it comes first
+    within = [pid for pid, _ in store.lexical_search("harbour ferry strike", 100, budget=5)]
+    assert within == [ferry_and_harbour, ferry_only]
+    whole = [pid for pid, _ in store.lexical_search("harbour ferry strike", 100)]
+    assert whole[:2] == within and len(whole) == 12
+
+
 # -- meta, changes, raw SQL -----------------------------------------------------------------------------
 def test_meta_values(store: Store | PostgresStore) -> None:
     assert store.get_meta("schema_version") == "1" and store.get_meta("embedding_model") is None
@@ -338,6 +352,8 @@ def test_vector_index_add_search_remove_reconstruct(pg_index: PgVectorIndex) -> 
     pg_index.add(ids[:2], vectors[:2])  # the same vectors: nothing written
     assert store.data_version() == version
     assert pg_index.remove([ids[0], ids[1], 10_000]) == 2 and store.data_version() != version
+    found = pg_index.lookup([ids[0], ids[2], 10_000])  # one query; only the passages that have a vector
+    assert sorted(found) == [ids[2]] and np.allclose(found[ids[2]], vectors[2])
     assert len(pg_index) == 3 and ids[0] not in {pid for pid, _ in pg_index.search(vectors[0], 5)}
     with pytest.raises(KeyError):
         pg_index.reconstruct([ids[0]])
@@ -346,6 +362,7 @@ def test_vector_index_add_search_remove_reconstruct(pg_index: PgVectorIndex) -> 
     assert np.allclose(store.vectors([ids[0]], DIMENSION)[1], vectors[4:5])  # the store reads what the index holds
     assert pg_index.search(vectors[0], 0) == [] and pg_index.remove([]) == 0
     pg_index.save(Path("/nonexistent/vectors.faiss"))  # nothing to write
+    assert pg_index.disk_bytes() > 0
 
 
 def clustered(count: int, dimension: int, topics: int = 40, seed: int = 0) -> np.ndarray:

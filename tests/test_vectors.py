@@ -32,6 +32,8 @@ def test_small_collections_are_searched_exactly() -> None:
     assert index.exact and not index.outgrown()
     assert index.search(vectors[7], 1)[0][0] == 17
     assert np.array_equal(index.reconstruct([17]), vectors[7:8])
+    found = index.lookup([17, 99999, 18])  # only those it holds
+    assert sorted(found) == [17, 18] and np.array_equal(found[18], vectors[8])
     assert index.outgrown(1001)
 
 
@@ -53,6 +55,7 @@ def test_large_collections_use_inverted_lists_with_add_remove_and_ids(tmp_path: 
 
     assert index.remove([1000, 1001, 99999]) == 2
     assert 1000 not in {pid for pid, _ in index.search(vectors[0], 5)}
+    assert sorted(index.lookup([1000, 1002, 99999])) == [1002]
     index.add([5000], vectors[:1])
     assert index.search(vectors[0], 1)[0][0] == 5000
 
@@ -64,8 +67,8 @@ def test_large_collections_use_inverted_lists_with_add_remove_and_ids(tmp_path: 
     assert not loaded.outgrown() and loaded.outgrown(5 * 3000) and loaded.outgrown(400)
 
 
-def test_the_library_changes_layout_as_it_grows_and_shrinks(settings: Settings, embedder: Embedder) -> None:
-    settings = settings.replace("vectors", exact_limit=12)
+def test_the_library_changes_layout_as_it_grows_and_shrinks(embedded_settings: Settings, embedder: Embedder) -> None:
+    settings = embedded_settings.replace("vectors", exact_limit=12)  # FAISS's layouts: the embedded store only
     with Library(settings, embedder=embedder) as lib:
         added = [r for r in lib.add_sources([str(p) for p in sample_paths()]) if r.ok]
         assert len(lib.vectors) > 12 and not lib.vectors.exact

@@ -29,10 +29,9 @@ from . import pg_migrations
 from .config import PostgresSettings, Settings
 from .embedding import BUNDLED_MODEL, BUNDLED_MODEL_NAME
 from .library import DATABASE_FILE, LOCK_FILE, VECTORS_FILE, LibraryBusy
+from .pg_store import WRITER_LOCK
 from .store import Store
 
-# pg_advisory_xact_lock key held by a PostgreSQL library's writer for a whole copy ("nbwrite" in ASCII).
-WRITER_LOCK = 0x6E627772697465
 # Passages whose vectors are compared in source and target after the copy.
 SPOT_CHECKS = 8
 # Meta keys each store keeps for itself.

@@ -97,6 +97,18 @@ def sample_postgres_dsn(postgres_server: "TestPostgres", embedder: Embedder) -> 
 
 
 @pytest.fixture
+def sample_postgres_copy_dsn(postgres_server: "TestPostgres", sample_postgres_dsn: str) -> Iterator[str]:
+    """A copy of the sample articles' PostgreSQL database for one test to change; dropped after it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = postgres_server.create_database(copy_of=conninfo_to_dict(sample_postgres_dsn)["dbname"])
+    try:
+        yield postgres_server.dsn(name)
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
 def sample_settings(store_kind: str, embedded_settings: Settings, request: pytest.FixtureRequest) -> Settings:
     """The sample articles' library on each store (to read, not to change)."""
     if store_kind == "postgres":

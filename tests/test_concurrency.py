@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from tests.bot_runner import PROJECT, SAMPLE_QUESTIONS, running_bot
 from tests.helpers import run_cli
@@ -48,11 +47,8 @@ def store_env(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if store_kind == "embedded":
         shutil.copytree(request.getfixturevalue("sample_library_dir"), tmp_path / "data")
         return {}
-    server = request.getfixturevalue("postgres_server")
-    sample = conninfo_to_dict(request.getfixturevalue("sample_postgres_dsn"))["dbname"]
-    name = server.create_database(copy_of=sample)
-    request.addfinalizer(lambda: server.drop_database(name))
-    return {"NEWSBOT_LIBRARY_STORE": "postgres", "NEWSBOT_POSTGRES_DSN": server.dsn(name)}
+    return {"NEWSBOT_LIBRARY_STORE": "postgres",
+            "NEWSBOT_POSTGRES_DSN": request.getfixturevalue("sample_postgres_copy_dsn")}
 
 
 def stored_titles(store_kind: str, tmp_path: Path, env: dict[str, str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Callable, Iterator
@@ -18,60 +19,64 @@ from index import feeds as feeds_module
 from index.articles import utc_now
 from index.config import Settings, load_settings
 from index.embedding import Embedder
-from index.extract import from_bytes_named
 from index.feed_locks import PgFeedLocks, ProcessFeedLocks, feed_lock_key
 from index.feeds import FeedPoller
 from index.library import Library
 from index.samples import sample_paths
 from index.search import Answer
 from tests import web_pages
-from tests.pg_library import PgTestLibrary, Prepared, prepare
 
 QUESTION = "what did the UN Security Council say?"
-OpenLibrary = Callable[[], PgTestLibrary]
+OpenLibrary = Callable[[], Library]
 
 
-@pytest.fixture(scope="session")
-def prepared_samples(embedder: Embedder) -> list[Prepared]:
-    """The sample articles cut and embedded once, stored afresh in each test's database."""
-    drafts = [from_bytes_named(path.read_bytes(), path.name) for path in sample_paths()]
-    return prepare(drafts, load_settings(environ={}), embedder)
-
-
-@pytest.fixture
-def pg_settings(settings: Settings, postgres_dsn: str) -> Settings:
-    return (settings.replace("library", store="postgres").replace("postgres", dsn=postgres_dsn)
+def replica_settings(base: Settings, dsn: str) -> Settings:
+    return (base.replace("library", store="postgres").replace("postgres", dsn=dsn)
             .replace("fetch", allow_hosts=("127.0.0.1",), timeout=2.0).replace("bot", admin_ids=(111,)))
 
 
-@pytest.fixture
-def open_library(pg_settings: Settings, embedder: Embedder) -> Iterator[OpenLibrary]:
-    """Opens libraries on the test's database, as separate replicas would (each with its own pool)."""
-    opened: list[PgTestLibrary] = []
+@contextmanager
+def opening(settings: Settings, embedder: Embedder) -> Iterator[OpenLibrary]:
+    """Opens libraries on one database, as separate replicas would (each with its own pool)."""
+    opened: list[Library] = []
 
-    def opener() -> PgTestLibrary:
-        opened.append(PgTestLibrary(pg_settings, embedder))
+    def opener() -> Library:
+        opened.append(Library(settings, embedder=embedder, reranker=None))
         return opened[-1]
 
-    yield opener
-    for library in opened:
-        library.close()
+    try:
+        yield opener
+    finally:
+        for library in opened:
+            library.close()
 
 
 @pytest.fixture
-def sample_library(open_library: OpenLibrary, prepared_samples: list[Prepared]) -> PgTestLibrary:
-    library = open_library()
-    for item in prepared_samples:
-        library.store_prepared(item)
-    return library
+def open_library(embedded_settings: Settings, postgres_dsn: str, embedder: Embedder) -> Iterator[OpenLibrary]:
+    """Libraries on the test's new, empty database."""
+    with opening(replica_settings(embedded_settings, postgres_dsn), embedder) as opener:
+        yield opener
 
 
-def rows(library: PgTestLibrary) -> int:
+@pytest.fixture
+def open_samples(embedded_settings: Settings, sample_postgres_copy_dsn: str,
+                 embedder: Embedder) -> Iterator[OpenLibrary]:
+    """Libraries on the test's copy of the sample articles' database."""
+    with opening(replica_settings(embedded_settings, sample_postgres_copy_dsn), embedder) as opener:
+        yield opener
+
+
+@pytest.fixture
+def sample_library(open_samples: OpenLibrary) -> Library:
+    return open_samples()
+
+
+def rows(library: Library) -> int:
     return int(library.store.select("SELECT count(*) FROM bot_results")[0][0])
 
 
 # -- the result store ---------------------------------------------------------------------------------
-def test_answers_round_trip_through_the_database(sample_library: PgTestLibrary) -> None:
+def test_answers_round_trip_through_the_database(sample_library: Library) -> None:
     results = PgResultStore(sample_library.store)
     answer = sample_library.search(QUESTION, k=3, limit=9)
     assert len(answer.hits) == 9 and answer.answered and answer.hits[0].best_sentence is not None
@@ -99,7 +104,7 @@ def test_answers_round_trip_through_the_database(sample_library: PgTestLibrary) 
     assert again.query_vector is None and again.hits == bare.hits and not again.answered
 
 
-def test_old_answers_expire_and_each_chat_keeps_its_newest(sample_library: PgTestLibrary) -> None:
+def test_old_answers_expire_and_each_chat_keeps_its_newest(sample_library: Library) -> None:
     results = PgResultStore(sample_library.store, ttl=timedelta(hours=1), max_per_chat=3)
     answer = sample_library.search(QUESTION, k=3, limit=3)
     tokens = [results.put(1, answer) for _ in range(4)]
@@ -116,7 +121,7 @@ def test_old_answers_expire_and_each_chat_keeps_its_newest(sample_library: PgTes
     assert results.prune() == 1 and rows(sample_library) == 3 and results.prune() == 0
 
 
-def test_a_removed_articles_passages_are_dropped(sample_library: PgTestLibrary) -> None:
+def test_a_removed_articles_passages_are_dropped(sample_library: Library) -> None:
     results = PgResultStore(sample_library.store)
     answer = sample_library.search(QUESTION, k=3, limit=9)
     articles = list(dict.fromkeys(hit.article.id for hit in answer.hits))
@@ -131,9 +136,9 @@ def test_a_removed_articles_passages_are_dropped(sample_library: PgTestLibrary) 
     assert results.get(3, token) is None  # nothing left to show: "no longer available"
 
 
-def test_two_replicas_serve_each_others_buttons(sample_library: PgTestLibrary, open_library: OpenLibrary,
-                                                 pg_settings: Settings) -> None:
-    first, second = ChatService(sample_library, pg_settings), ChatService(open_library(), pg_settings)
+def test_two_replicas_serve_each_others_buttons(open_samples: OpenLibrary) -> None:
+    one, other = open_samples(), open_samples()
+    first, second = ChatService(one, one.settings), ChatService(other, other.settings)
     assert isinstance(first.results, PgResultStore) and first.results is not second.results
 
     replies = first.answer(5, QUESTION)
@@ -148,9 +153,10 @@ def test_two_replicas_serve_each_others_buttons(sample_library: PgTestLibrary, o
     assert all(hit.best_sentence is not None for hit in kept.hits[3:6]) and first.more(5, token, 1) == more
 
 
-def test_the_embedded_store_keeps_answers_in_memory(library: Library) -> None:
-    assert isinstance(ChatService(library, library.settings).results, ResultCache)
-    assert isinstance(FeedPoller(library).locks, ProcessFeedLocks)
+def test_the_embedded_store_keeps_answers_in_memory(embedded_settings: Settings, embedder: Embedder) -> None:
+    with Library(embedded_settings, embedder=embedder, reranker=None) as library:
+        assert isinstance(ChatService(library, library.settings).results, ResultCache)
+        assert isinstance(FeedPoller(library).locks, ProcessFeedLocks)
 
 
 # -- feed polling -------------------------------------------------------------------------------------

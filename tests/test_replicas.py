@@ -6,9 +6,6 @@ import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
-from index.config import load_settings
-from index.library import Library
-from index.samples import sample_paths
 from tests.balancer import RoundRobinBalancer
 from tests.botapi import BotApiServer
 from tests.bot_runner import free_port, replica_env, start_replica, stop_bot, wait_listening
@@ -21,12 +18,8 @@ def buttons(message: dict) -> list[dict]:
     return [button for row in markup.get("inline_keyboard", []) for button in row]
 
 
-def test_replicas_share_answers_adds_and_buttons(postgres_dsn: str, tmp_path: Path) -> None:
-    settings = load_settings(environ={}).replace("library", store="postgres", data_dir=tmp_path / "unused")
-    settings = settings.replace("postgres", dsn=postgres_dsn)
-    with Library(settings, reranker=None) as library:
-        assert all(r.ok for r in library.add_sources([str(p) for p in sample_paths()]))
-
+def test_replicas_share_answers_adds_and_buttons(sample_postgres_copy_dsn: str, tmp_path: Path) -> None:
+    postgres_dsn = sample_postgres_copy_dsn  # the sample articles
     ports = [free_port(), free_port()]
     with ExitStack() as stack:
         server = stack.enter_context(BotApiServer())

@@ -292,14 +292,14 @@ class PostgresBackend(Backend):
             raise ConfigError('[library] store = "postgres" needs a connection string: [postgres] dsn in the '
                               "config file, or NEWSBOT_POSTGRES_DSN")
         try:
+            import pgvector  # noqa: F401 - checked here, used by the store
             import psycopg
             from psycopg_pool import PoolTimeout
-
-            from .pg_store import WRITER_LOCK, AdvisoryLock, PostgresStore, describe
-            from .pg_vectors import PgVectorIndex
-        except ImportError as exc:
+        except ModuleNotFoundError as exc:
             raise ConfigError(f'[library] store = "postgres" needs the postgres extra ({exc.name} is missing): '
                               "pip install -e '.[postgres]'") from None
+        from .pg_store import WRITER_LOCK, AdvisoryLock, PostgresStore, describe
+        from .pg_vectors import PgVectorIndex
         self._where = describe(pg.dsn)
         try:
             self.store = PostgresStore(pg.dsn, embedder.dimension, min_connections=pg.pool_min,

@@ -21,9 +21,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from . import pg_migrations
-from .articles import Article, ArticleDraft, parse_date, utc_now
+from .articles import Article, ArticleDraft, parse_date
 from .pg_rows import Row, placeholders, row_factory
-from .store import PassageRow, query_words
+from .store import PassageRow, article_fields, query_words
 
 # The text search configuration of passages.lexemes (migration 0001).
 TEXT_CONFIG = "newsbot_english"
@@ -173,10 +173,7 @@ class PostgresStore:
         """Insert (or replace) an article with its passages in one transaction.
 
         Returns the article id, the new passage ids and the passage ids that were removed."""
-        fields = (identity, digest, draft.title, draft.text, draft.url,
-                  draft.published.isoformat() if draft.published else None, draft.source, draft.author,
-                  added_by, utc_now().isoformat(timespec="seconds"),
-                  None if minhash is None else np.asarray(minhash, dtype=np.uint32).tobytes())
+        fields = article_fields(draft, identity, digest, added_by, minhash)
         with self.writing() as db:
             removed: list[int] = []
             if replace_id is not None:

@@ -118,6 +118,15 @@ def fts_query(question: str | Sequence[str], operator: str = "OR") -> str | None
     return f" {operator} ".join(f'"{w}"' for w in words) if words else None
 
 
+def article_fields(draft: ArticleDraft, identity: str, digest: str, added_by: str,
+                   minhash: np.ndarray | None) -> tuple[object, ...]:
+    """An article's column values, in the order of both stores' articles table (id aside)."""
+    return (identity, digest, draft.title, draft.text, draft.url,
+            draft.published.isoformat() if draft.published else None, draft.source, draft.author,
+            added_by, utc_now().isoformat(timespec="seconds"),
+            None if minhash is None else np.asarray(minhash, dtype=np.uint32).tobytes())
+
+
 def _vector_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
@@ -205,10 +214,7 @@ class Store:
         """Insert (or replace) an article with its passages in one transaction.
 
         Returns the article id, the new passage ids and the passage ids that were removed."""
-        fields = (identity, digest, draft.title, draft.text, draft.url,
-                  draft.published.isoformat() if draft.published else None, draft.source, draft.author,
-                  added_by, utc_now().isoformat(timespec="seconds"),
-                  None if minhash is None else np.asarray(minhash, dtype=np.uint32).tobytes())
+        fields = article_fields(draft, identity, digest, added_by, minhash)
         with self.transaction() as db:
             removed: list[int] = []
             if replace_id is not None:

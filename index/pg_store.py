@@ -315,19 +315,22 @@ class PostgresStore:
         if not words:
             return []
         with self.connection() as connection:
-            cap = budget + 1 if budget > 0 else None
-            counts = {word: count for word, count in connection.execute(
-                "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM passages p"
-                f" WHERE p.lexemes @@ plainto_tsquery('{TEXT_CONFIG}', w) LIMIT %s) s)"
-                " FROM unnest(%s::text[]) AS w", (cap, words)) if count > 0}
+            total = self._passage_total(connection)
+            within = budget > 0 and total > budget
+            if within:
+                # Counting a common word's matches means reading a large share of the table, so the
+                # planner's statistics (its most common lexemes) tell which words are common, and only
+                # the others are counted, through the GIN index, up to the budget.
+                estimates = {word: self._estimated_matches(connection, word) for word in words}
+                counted = self._count_matches(connection, [w for w in words if estimates[w] <= budget], budget + 1)
+                counts = {word: counted.get(word, min(total, max(budget + 1, estimates[word]))) for word in words}
+            else:
+                counts = self._count_matches(connection, words, None)
+            counts = {word: count for word, count in counts.items() if count > 0}
             if not counts:
                 return []
-            total = self._passage_total(connection, max(counts.values()))
-            within = budget > 0 and total > budget
+            total = max(total, *counts.values())
             chosen, operator = _within(counts, budget) if within else (list(counts), "||")
-            if cap is not None:  # counted only up to the cap: the planner's statistics tell how common they are
-                counts.update({word: min(total, max(cap, self._estimated_matches(connection, word)))
-                               for word, count in counts.items() if count >= cap})
             scored = list(counts)
             weights = [math.log(1 + (total - counts[w] + 0.5) / (counts[w] + 0.5)) for w in scored]
             query = f"plainto_tsquery('{TEXT_CONFIG}', %s)"
@@ -340,6 +343,16 @@ class PostgresStore:
         return [(int(r[0]), float(r[1])) for r in rows]
 
     @staticmethod
+    def _count_matches(connection: psycopg.Connection[Row], words: list[str], cap: int | None) -> dict[str, int]:
+        """Passages holding each word, counted up to ``cap`` (None: all)."""
+        if not words:
+            return {}
+        return {word: int(count) for word, count in connection.execute(
+            "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM passages p"
+            f" WHERE p.lexemes @@ plainto_tsquery('{TEXT_CONFIG}', w) LIMIT %s) s)"
+            " FROM unnest(%s::text[]) AS w", (cap, words))}
+
+    @staticmethod
     def _estimated_matches(connection: psycopg.Connection[Row], word: str) -> int:
         """Passages holding ``word`` by the planner's estimate (its statistics of common lexemes): no counting."""
         plan = connection.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM passages"
@@ -347,12 +360,12 @@ class PostgresStore:
         return int(plan[0]["Plan"]["Plan Rows"])
 
     @staticmethod
-    def _passage_total(connection: psycopg.Connection[Row], at_least: int) -> int:
+    def _passage_total(connection: psycopg.Connection[Row]) -> int:
         """Passages in the library: the planner's estimate when large (free), else counted."""
         estimate = connection.execute("SELECT reltuples FROM pg_class WHERE oid = 'passages'::regclass").fetchone()
         if estimate is not None and estimate[0] >= ESTIMATE_FROM:
-            return max(int(estimate[0]), at_least)
-        return max(int(connection.execute("SELECT count(*) FROM passages").fetchone()[0]), at_least)
+            return int(estimate[0])
+        return int(connection.execute("SELECT count(*) FROM passages").fetchone()[0])
 
     # -- backups --------------------------------------------------------------------------------------
     def backup_to(self, path: Path) -> None:

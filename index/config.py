@@ -51,7 +51,7 @@ class PostgresSettings:
     pool_max: int = 8
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
-    hnsw_ef_search: int = 100
+    hnsw_ef_search: int = 400
     # Answers kept for the "More passages" and "Sources" buttons (bot/pg_results.py).
     result_ttl_hours: float = 48.0
     result_max_per_chat: int = 100

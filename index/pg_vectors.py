@@ -18,7 +18,7 @@ from .pg_store import PostgresStore, as_ids, as_vector
 SEARCH_SQL = ("SELECT id, 1 - (vector <=> %(q)s) FROM passages WHERE vector IS NOT NULL"
               " ORDER BY vector <=> %(q)s LIMIT %(k)s")
 # Candidates the HNSW search keeps while walking the graph: more finds more of the true nearest, slower.
-DEFAULT_EF_SEARCH = 100
+DEFAULT_EF_SEARCH = 400
 
 
 class PgVectorIndex:

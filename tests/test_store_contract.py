@@ -393,8 +393,11 @@ def test_hnsw_recall_against_exact_search(postgres_dsn: str) -> None:  # noqa: F
             hits = {pid for pid, _ in index.search(question, k)}
             found += len(hits & {ids[i] for i in truth})
         assert found / (k * len(questions)) >= 0.95
-        with store.connection() as connection:
+        with store.connection() as connection, connection.transaction():
+            # At 2,000 rows the planner may rightly prefer a scan; what matters is that the index can
+            # answer this query's shape (operator and operator class), as it will in a large library.
+            connection.execute("SET LOCAL enable_seqscan = off")
             plan = connection.execute("EXPLAIN " + SEARCH_SQL, {"q": questions[0], "k": k}).fetchall()
-        assert "passages_vector_hnsw" in " ".join(row[0] for row in plan)  # answered by the index, not a scan
+        assert "passages_vector_hnsw" in " ".join(row[0] for row in plan)
     finally:
         store.close()

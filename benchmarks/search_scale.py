@@ -38,6 +38,7 @@ import time
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -104,6 +105,15 @@ def synthetic_vectors(topics: np.ndarray, count: int, rng: np.random.Generator) 
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
+def joined(bodies: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """An article's text made of these passages, one paragraph each, and each passage's span in it."""
+    spans, offset = [], 0
+    for body in bodies:
+        spans.append((offset, offset + len(body)))
+        offset += len(body) + 2
+    return "\n\n".join(bodies), spans
+
+
 def build(work: Path, dataset: Path, passages: int, settings: Settings) -> None:
     """Write ``passages`` synthetic passages into a new library under ``work`` and open it once."""
     rng = np.random.default_rng(7)
@@ -122,11 +132,7 @@ def build(work: Path, dataset: Path, passages: int, settings: Settings) -> None:
         count = min(PASSAGES_PER_ARTICLE, passages - number * PASSAGES_PER_ARTICLE)
         bodies = [" ".join(sentences[i] for i in rng.integers(0, len(sentences), rng.integers(*SENTENCES_PER_PASSAGE)))
                   for _ in range(count)]
-        text = "\n\n".join(bodies)
-        spans, offset = [], 0
-        for body in bodies:
-            spans.append((offset, offset + len(body)))
-            offset += len(body) + 2
+        text, spans = joined(bodies)
         draft = ArticleDraft(title=f"Synthetic story {number}", text=text, url=f"https://example.org/s/{number}",
                              published=first_day + timedelta(days=int(rng.integers(0, 1000))), source="example.org")
         store.save_article(draft, identity=f"synthetic:{number}", digest=content_hash(text), added_by="benchmark",
@@ -165,7 +171,12 @@ def exact_neighbours(store: Store, queries: np.ndarray, dimension: int) -> tuple
     return truth, latencies
 
 
-def recall_at_10(index: VectorIndex, queries: np.ndarray, truth: np.ndarray) -> tuple[float, list[float]]:
+class VectorSearch(Protocol):
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+
+
+def recall_at_10(index: VectorSearch, queries: np.ndarray, truth: np.ndarray) -> tuple[float, list[float]]:
+    """Recall@10 of the index's top-100 against ``truth``, and each search's latency (ms)."""
     found, latencies = 0, []
     for query, expected in zip(queries, truth):
         started = time.perf_counter()

@@ -37,14 +37,14 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from benchmarks.figures import percentile  # noqa: E402
-from benchmarks.search_scale import PASSAGES_PER_ARTICLE, build, exact_neighbours, settings_for  # noqa: E402
+from benchmarks.search_scale import (PASSAGES_PER_ARTICLE, build, exact_neighbours, joined,  # noqa: E402
+                                     recall_at_10, settings_for)
 from index.articles import ArticleDraft, content_hash  # noqa: E402
 from index.config import Settings  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
 from index.evaluate import load_questions  # noqa: E402
 from index.library import Library  # noqa: E402
 
-TOP = 10
 
 
 def line(name: str, values: list[float], baseline: list[float] | None = None) -> str:
@@ -91,11 +91,7 @@ def insert_rate(library: Library, count: int, dimension: int, rng: np.random.Gen
     added = []
     started = time.perf_counter()
     for number, (bodies, vectors) in enumerate(drafts):
-        text = "\n\n".join(bodies)
-        spans, offset = [], 0
-        for body in bodies:
-            spans.append((offset, offset + len(body)))
-            offset += len(body) + 2
+        text, spans = joined(bodies)
         draft = ArticleDraft(title=f"Insert benchmark {number}", text=text)
         article_id, passage_ids, _ = library.store.save_article(
             draft, identity=f"insert-benchmark:{number}:{time.time_ns()}", digest=content_hash(text),
@@ -135,25 +131,14 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> N
 
         truth, flat = exact_neighbours(embedded.store, queries, embedder.dimension)
         print(line("exact flat search top-100 (FAISS)", flat))
-        faiss_latencies, found = [], 0
-        for query, expected in zip(queries, truth):
-            started = time.perf_counter()
-            hits = embedded.vectors.search(query, candidates)
-            faiss_latencies.append((time.perf_counter() - started) * 1000)
-            found += len({pid for pid, _ in hits[:TOP]} & set(expected.tolist()))
-        print(line(f"vector top-100, FAISS {embedded.vectors.layout}", faiss_latencies)
-              + f"   recall@10 {found / (TOP * len(queries)):.3f}")
+        recall, faiss_latencies = recall_at_10(embedded.vectors, queries, truth)
+        print(line(f"vector top-100, FAISS {embedded.vectors.layout}", faiss_latencies) + f"   recall@10 {recall:.3f}")
         for ef in efs:
             server.vectors.ef_search = ef
-            latencies, found = [], 0
-            for query, expected in zip(queries, truth):
-                started = time.perf_counter()
-                hits = server.vectors.search(query, candidates)
-                latencies.append((time.perf_counter() - started) * 1000)
-                found += len({pid for pid, _ in hits[:TOP]} & set(expected.tolist()))
+            recall, latencies = recall_at_10(server.vectors, queries, truth)
             configured = " (configured)" if ef == pg_settings.postgres.hnsw_ef_search else ""
             print(line(f"vector top-100, pgvector HNSW ef {ef}{configured}", latencies, faiss_latencies)
-                  + f"   recall@10 {found / (TOP * len(queries)):.3f}")
+                  + f"   recall@10 {recall:.3f}")
         server.vectors.ef_search = pg_settings.postgres.hnsw_ef_search
 
         if adds:

@@ -1,10 +1,11 @@
 """Where a library keeps its articles: the strategy Library picks once, from ``library.store``.
 
-``embedded``: SQLite in the data directory holds the truth (articles, passages, their vectors, the
-keyword index); a FAISS file there is a copy of the vectors, saved atomically a few seconds after a
-change and checked against SQLite on start-up and whenever another process has written (missing
-vectors are added back, re-embedded if SQLite lacks them too; stale ones removed). Writers hold a
-lock file in the data directory, so it serves the processes of one machine.
+``embedded``: SQLite in the data directory holds the truth (articles, passages, their vectors, an FTS5
+index); a FAISS file there is a copy of the vectors, saved atomically a few seconds after a change,
+and a postings file a copy of the passages' keywords (``keywords.KeywordIndex``), rewritten when
+enough has changed. Both are checked against SQLite on start-up and whenever another process has
+written (missing passages are added back, vectors re-embedded if SQLite lacks them too; stale ones
+removed). Writers hold a lock file in the data directory, so it serves the processes of one machine.
 
 ``postgres``: one PostgreSQL database with pgvector shared by every process and replica. The vectors
 live in the passages table with an HNSW index, written in the same transaction as their passages, so
@@ -18,10 +19,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -30,6 +33,7 @@ from tqdm import tqdm
 from .config import ConfigError, Settings
 from .embedding import Embedder
 from .extract import IngestError
+from .keywords import KeywordIndex
 from .store import Store
 from .vectors import VectorIndex, training_size
 
@@ -40,9 +44,13 @@ if TYPE_CHECKING:  # the server store's modules need the optional psycopg
 log = logging.getLogger(__name__)
 DATABASE_FILE = "library.sqlite3"
 VECTORS_FILE = "vectors.faiss"
+KEYWORDS_FILE = "keywords.postings"
+GENERATION_KEY = "content_generation"  # meta key, set anew by every restore
 LOCK_FILE = "write.lock"
 # Vectors read from SQLite at a time when the FAISS index is repaired or rebuilt.
 VECTOR_BATCH = 50_000
+# Passage bodies read from SQLite at a time when the keyword index is repaired or rebuilt.
+KEYWORD_BATCH = 50_000
 # Passages re-embedded per transaction on PostgreSQL (an interrupted re-embedding resumes after the last).
 EMBED_BATCH = 1_024
 
@@ -55,12 +63,20 @@ class LibraryUnavailable(RuntimeError):
     """The library's database cannot be reached or used."""
 
 
+class KeywordSearch(Protocol):
+    """Ranked keyword matches for a question: (passage id, score where higher is better), best first."""
+
+    def lexical_search(self, question: str, limit: int) -> list[tuple[int, float]]: ...
+
+
 class Backend(ABC):
-    """A store, its vector index and its writer lock; Library calls the writing methods under that lock."""
+    """A store, its vector and keyword indexes and its writer lock; Library calls the writing methods
+    under that lock."""
 
     name: str
     store: "Store | PostgresStore"
     vectors: "VectorIndex | PgVectorIndex"
+    keywords: KeywordSearch
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
@@ -145,10 +161,13 @@ class EmbeddedBackend(Backend):
         self._file_lock = FileLock(str(self.data_dir / LOCK_FILE), timeout=settings.library.lock_timeout,
                                    thread_local=False)
         self._vectors_path = self.data_dir / VECTORS_FILE
+        self._keywords_path = self.data_dir / KEYWORDS_FILE
         self._unsaved_changes = 0
         self._last_save = -math.inf
         self.store = Store(self.data_dir / DATABASE_FILE)
         self.vectors = self._empty_vectors()  # the file's content once open() has checked it
+        self.keywords = KeywordIndex()  # likewise
+        self._generation: str | None = None  # the content's, changed by every restore
 
     @property
     def location(self) -> str:
@@ -170,6 +189,8 @@ class EmbeddedBackend(Backend):
     def open(self) -> None:
         self.check_model()
         self.vectors.replace_with(self._load_vectors(self._vectors_path))
+        self.keywords.replace_with(KeywordIndex.load(self._keywords_path) or KeywordIndex())
+        self._generation = self.store.get_meta(GENERATION_KEY)
         if self._reconcile():
             self.save()
 
@@ -181,14 +202,23 @@ class EmbeddedBackend(Backend):
         return changed
 
     def sync(self) -> None:
+        generation = self.store.get_meta(GENERATION_KEY)
+        if generation != self._generation:  # restored from a backup: ids we hold may now be other passages'
+            log.warning("the library was restored from a backup: rebuilding its indexes from SQLite")
+            self.vectors.replace_with(self._empty_vectors())
+            self.keywords.replace_with(KeywordIndex())
+            self._generation = generation
         self._reconcile()
 
     def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None) -> None:
         """Mirror the change in the FAISS index; save it now, or later if it was saved moments ago
         (SQLite already holds every change)."""
         self.vectors.remove(removed)
+        self.keywords.remove(removed)
         if len(added):
             self.vectors.add(added, vectors)
+            bodies = self.store.passage_bodies(added)
+            self.keywords.add(list(bodies), list(bodies.values()))
         self._unsaved_changes += 1
         if self._fit_layout() or time.monotonic() - self._last_save >= self.settings.library.index_save_seconds:
             self.save()
@@ -198,7 +228,11 @@ class EmbeddedBackend(Backend):
         return self._unsaved_changes > 0
 
     def save(self) -> None:
+        """The FAISS file; the postings file too when enough changed (else the passages added since are
+        read from SQLite on the next start)."""
         self.vectors.save(self._vectors_path)
+        if self.keywords.worth_saving:
+            self.keywords.save(self._keywords_path)
         self._unsaved_changes = 0
         self._last_save = time.monotonic()
 
@@ -225,6 +259,12 @@ class EmbeddedBackend(Backend):
             raise IngestError(f"{database} cannot be restored: {exc}.") from None
         if not self.check_model():  # else the backup's vectors are another model's
             self.vectors.replace_with(self._load_vectors(source / VECTORS_FILE))
+        # Passage ids after the backup's will be used again for other passages: other processes must
+        # rebuild what they hold (see sync), and the keywords are rebuilt here.
+        self._generation = uuid.uuid4().hex
+        self.store.set_meta(GENERATION_KEY, self._generation)
+        self._keywords_path.unlink(missing_ok=True)
+        self.keywords.replace_with(KeywordIndex())
         self._reconcile()
         self.save()
 
@@ -257,8 +297,10 @@ class EmbeddedBackend(Backend):
         return True
 
     def _reconcile(self) -> bool:
-        """Make the FAISS index hold exactly SQLite's passages; True when it changed."""
+        """Make the FAISS index and the keyword index hold exactly SQLite's passages; True when the
+        FAISS index changed."""
         in_db = self.store.passage_ids()
+        self._reconcile_keywords(in_db)
         in_index = self.vectors.ids()
         missing = np.setdiff1d(in_db, in_index, assume_unique=True)
         stale = np.setdiff1d(in_index, in_db, assume_unique=True)
@@ -278,6 +320,29 @@ class EmbeddedBackend(Backend):
                 self.vectors.add(ids, matrix)
         self._fit_layout(len(self.vectors) + len(missing) if rebuild else None)
         return True
+
+    def _reconcile_keywords(self, in_db: np.ndarray) -> None:
+        held = self.keywords.ids()
+        self.keywords.remove(np.setdiff1d(held, in_db, assume_unique=True))
+        missing = np.setdiff1d(in_db, held, assume_unique=True)
+        if len(missing) > KEYWORD_BATCH:
+            log.info("indexing the keywords of %d passages", len(missing))
+        for first in range(0, len(missing), KEYWORD_BATCH):
+            bodies = self.store.passage_bodies(missing[first:first + KEYWORD_BATCH])
+            self.keywords.add(list(bodies), list(bodies.values()))
+        if self.keywords.worth_saving:
+            self.keywords.save(self._keywords_path)
+
+
+@dataclass(frozen=True)
+class BudgetedKeywords:
+    """PostgreSQL's full-text ranking, held to ``search.lexical_budget`` (see PostgresStore.lexical_search)."""
+
+    store: "PostgresStore"
+    budget: int
+
+    def lexical_search(self, question: str, limit: int) -> list[tuple[int, float]]:
+        return self.store.lexical_search(question, limit, self.budget)
 
 
 class PostgresBackend(Backend):
@@ -308,6 +373,7 @@ class PostgresBackend(Backend):
         except (psycopg.Error, PoolTimeout) as exc:
             raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None
         self.vectors = PgVectorIndex(self.store, pg.hnsw_ef_search)
+        self.keywords = BudgetedKeywords(self.store, settings.search.lexical_budget)
         self._lock: AdvisoryLock = AdvisoryLock(pg.dsn, WRITER_LOCK, settings.library.lock_timeout)
 
     @property

@@ -173,7 +173,7 @@ class ScoreMemo:
 
 def searchers(library: Library, variants: dict[str, Settings]) -> dict[str, HybridSearcher]:
     """One searcher per named configuration, all over the library's store, vectors and models."""
-    return {name: HybridSearcher(library.store, library.vectors, library.embedder, variant.search,
+    return {name: HybridSearcher(library.store, library.vectors, library.backend.keywords, library.embedder, variant.search,
                                  library.reranker, variant.reranker) for name, variant in variants.items()}
 
 

@@ -24,8 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .articles import Article, ArticleDraft, content_hash, identity_key
-from .backends import (DATABASE_FILE, LOCK_FILE, VECTORS_FILE, LibraryBusy, LibraryUnavailable,  # noqa: F401
-                       open_backend)
+from .backends import (DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE,  # noqa: F401
+                       LibraryBusy, LibraryUnavailable, open_backend)
 from .chunking import Chunker, embedding_input
 from .config import Settings
 from .embedding import Embedder
@@ -93,8 +93,8 @@ class Library:
         if reranker is True:
             reranker = load_reranker(settings.reranker)
         self.reranker: Reranker | None = reranker or None
-        self.searcher = HybridSearcher(self.store, self.vectors, self.embedder, settings.search,
-                                       self.reranker, settings.reranker)
+        self.searcher = HybridSearcher(self.store, self.vectors, self.backend.keywords, self.embedder,
+                                       settings.search, self.reranker, settings.reranker)
 
     @property
     def location(self) -> str:

@@ -1,4 +1,4 @@
-"""Hybrid search: dense (FAISS or pgvector) and keyword (SQLite FTS5 BM25 or PostgreSQL full-text)
+"""Hybrid search: dense (FAISS or pgvector) and keyword (BM25 from postings lists, or PostgreSQL full-text)
 candidates fused by reciprocal rank, a soft recency prior, near-duplicate removal, a cross-encoder
 reranking the best candidates (its rank fused in as one more list), the best-answering sentence of
 each passage, and the refusal rule."""
@@ -22,6 +22,7 @@ from .store import Store, query_words
 from .vectors import VectorIndex
 
 if TYPE_CHECKING:  # the server store's modules need the optional psycopg
+    from .backends import KeywordSearch
     from .pg_store import PostgresStore
     from .pg_vectors import PgVectorIndex
 
@@ -85,11 +86,12 @@ class HybridSearcher:
     """Strategy fixed at construction: which store, vectors, models and weights to use. Without a
     reranker (file missing or switched off) the fused ranking stands and the cosine rule refuses."""
 
-    def __init__(self, store: "Store | PostgresStore", vectors: "VectorIndex | PgVectorIndex", embedder: Embedder,
-                 settings: SearchSettings, reranker: Reranker | None = None,
-                 rerank_settings: RerankerSettings | None = None) -> None:
+    def __init__(self, store: "Store | PostgresStore", vectors: "VectorIndex | PgVectorIndex",
+                 keywords: "KeywordSearch", embedder: Embedder, settings: SearchSettings,
+                 reranker: Reranker | None = None, rerank_settings: RerankerSettings | None = None) -> None:
         self.store = store
         self.vectors = vectors
+        self.keywords = keywords
         self.embedder = embedder
         self.settings = settings
         self.rerank_settings = rerank_settings or RerankerSettings()
@@ -121,7 +123,7 @@ class HybridSearcher:
         dense = self.vectors.search(query_vector, s.candidates)
         # (Running this on a second thread while the question is embedded was slower on 2 cores: it
         # stalls torch's threads, which wait for each other.)
-        lexical = self.store.lexical_search(question, s.candidates, s.lexical_budget)
+        lexical = self.keywords.lexical_search(question, s.candidates)
         dense_rank = {pid: rank for rank, (pid, _) in enumerate(dense, 1)}
         lexical_rank = {pid: rank for rank, (pid, _) in enumerate(lexical, 1)}
         candidates = list(dict.fromkeys([pid for pid, _ in dense] + [pid for pid, _ in lexical]))

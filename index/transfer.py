@@ -28,7 +28,7 @@ from tqdm import tqdm
 from . import pg_migrations
 from .config import PostgresSettings, Settings
 from .embedding import BUNDLED_MODEL, BUNDLED_MODEL_NAME
-from .library import DATABASE_FILE, LOCK_FILE, VECTORS_FILE, LibraryBusy
+from .library import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, LibraryBusy
 from .pg_store import WRITER_LOCK
 from .store import Store
 
@@ -353,11 +353,11 @@ class EmbeddedTarget:
                 db.execute(trigger[0])
             db.execute("DELETE FROM meta WHERE key <> 'schema_version'")
             db.execute("DELETE FROM sqlite_sequence")
-        self._drop_vector_file()
+        self._drop_index_files()
 
     def prepare(self, dimension: int | None, source: str) -> None:
         self.store.set_meta(INCOMPLETE_KEY, source)
-        self._drop_vector_file()
+        self._drop_index_files()
 
     def write(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
         marks = ", ".join("?" * len(table.columns))
@@ -383,9 +383,9 @@ class EmbeddedTarget:
     def commit(self) -> list[str]:
         with self.store.transaction() as db:
             db.execute("DELETE FROM meta WHERE key = ?", (INCOMPLETE_KEY,))
-        self._drop_vector_file()
-        return [f"{VECTORS_FILE}: not written here; the library builds it from the copied vectors when it is next "
-                "opened (no re-embedding)"]
+        self._drop_index_files()
+        return [f"{VECTORS_FILE}, {KEYWORDS_FILE}: not written here; the library builds them from the copied "
+                "passages and vectors when it is next opened (no re-embedding)"]
 
     def close(self) -> None:
         try:
@@ -397,9 +397,9 @@ class EmbeddedTarget:
                 self._lock.release()
                 self._lock = None
 
-    def _drop_vector_file(self) -> None:
-        """A FAISS file of other content would be trusted for passage ids it shares with the copy."""
-        for name in (VECTORS_FILE, VECTORS_FILE + ".tmp"):
+    def _drop_index_files(self) -> None:
+        """A FAISS or postings file of other content would be trusted for passage ids it shares with the copy."""
+        for name in (VECTORS_FILE, VECTORS_FILE + ".tmp", KEYWORDS_FILE):
             (self.data_dir / name).unlink(missing_ok=True)
 
 

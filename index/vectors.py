@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,6 +17,7 @@ from typing import Iterable, Sequence
 import faiss
 import numpy as np
 
+from .atomic import replace_file
 from .config import VectorSettings
 
 log = logging.getLogger(__name__)
@@ -115,14 +115,7 @@ class VectorIndex:
         tmp = path.with_name(path.name + ".tmp")
         with self._lock:
             faiss.write_index(self._index, str(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_file(tmp, path)
 
     def replace_with(self, other: "VectorIndex") -> None:
         """Take over another index's content (searchers keep their reference to this object)."""

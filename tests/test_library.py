@@ -19,7 +19,10 @@ import pytest
 from index.config import ConfigError, Settings
 from index.embedding import Embedder
 from index.extract import IngestError
-from index.library import DATABASE_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy, LibraryUnavailable
+from index import keywords
+from index.keywords import KeywordIndex
+from index.library import (DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy,
+                           LibraryUnavailable)
 from index.pg_store import WRITER_LOCK
 from tests.helpers import run_cli
 
@@ -325,6 +328,53 @@ def test_backup_while_in_use_and_restore(embedded_settings: Settings, embedder: 
         assert lib.restore(backup).articles == 1
         with pytest.raises(Exception, match="no library backup"):
             lib.restore(tmp_path / "nowhere")
+
+
+THIRD_BODY = ("A volcano on the northern island erupted overnight, sending ash across three villages. "
+              "Geologists had warned of rising gas levels for weeks before the eruption began. "
+              "Residents were moved to a sports hall, and flights were cancelled until the ash cloud clears. ")
+
+
+def keyword_titles(lib: Library, question: str) -> set[str]:
+    """Titles of the articles whose passages the keyword index finds for the question."""
+    rows = lib.store.get_passages([pid for pid, _ in lib.backend.keywords.lexical_search(question, 20)])
+    return {lib.store.get_article(row.article_id).title for row in rows.values()}
+
+
+def test_keyword_postings_are_saved_read_back_and_repaired(embedded_settings: Settings, embedder: Embedder,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keywords, "SAVE_AFTER_PASSAGES", 0)  # write the file after every change
+    data_dir = embedded_settings.library.data_dir
+    with Library(embedded_settings, embedder=embedder) as lib:
+        lib.add_text(BODY * 2, title="First article")
+        lib.add_text(OTHER_BODY * 2, title="Second article")
+    assert (data_dir / KEYWORDS_FILE).exists()
+    built: list[int] = []
+    monkeypatch.setattr(KeywordIndex, "add", lambda self, ids, bodies: built.append(len(ids)))
+    with Library(embedded_settings, embedder=embedder) as lib:  # read from the file, nothing re-indexed
+        assert keyword_titles(lib, "lighthouse keepers") == {"Second article"} and built == []
+    monkeypatch.undo()
+    (data_dir / KEYWORDS_FILE).write_bytes(b"garbage")
+    with Library(embedded_settings, embedder=embedder) as lib:  # rebuilt from SQLite
+        assert keyword_titles(lib, "parking fees librarians") == {"First article"}
+
+
+def test_keywords_follow_a_restore_whose_passage_ids_are_used_again(embedded_settings: Settings,
+                                                                    embedder: Embedder, tmp_path: Path) -> None:
+    with Library(embedded_settings, embedder=embedder) as lib, \
+            Library(embedded_settings, embedder=embedder) as bot:  # another process's view
+        lib.add_text(BODY * 2, title="Kept in the backup")
+        backup = lib.backup(tmp_path / "backup")
+        lib.add_text(OTHER_BODY * 2, title="Added after the backup")
+        bot.refresh()
+        assert keyword_titles(bot, "maritime museum") == {"Added after the backup"}
+        lib.restore(backup)
+        lib.add_text(THIRD_BODY * 2, title="Added after the restore")  # takes the ids of the lost article
+        for view in (lib, bot):
+            view.refresh()
+            assert keyword_titles(view, "maritime museum lighthouse") == set()
+            assert keyword_titles(view, "volcano eruption ash") == {"Added after the restore"}
+            assert view.search("volcano eruption ash").hits[0].article.title == "Added after the restore"
 
 
 # -- the PostgreSQL store only: its advisory lock, interrupted re-embedding, pg_dump backups -----------

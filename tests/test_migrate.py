@@ -13,9 +13,10 @@ import psycopg
 import pytest
 from filelock import FileLock
 
+from index.backends import BudgetedKeywords
 from index.config import Settings, load_settings
 from index.embedding import Embedder
-from index.library import DATABASE_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy
+from index.library import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy
 from index.pg_store import PostgresStore
 from index.pg_vectors import PgVectorIndex
 from index.search import HybridSearcher
@@ -101,7 +102,9 @@ def postgres_tops(dsn: str, embedder: Embedder) -> tuple[int, int, int]:
         vectors = PgVectorIndex(store)
         lexical = store.lexical_search(QUESTION, 5)[0][0]
         dense = vectors.search(embedder.embed_one(QUESTION), 5)[0][0]
-        searcher = HybridSearcher(store, vectors, embedder, load_settings(environ={}).search)  # type: ignore[arg-type]
+        search = load_settings(environ={}).search
+        searcher = HybridSearcher(store, vectors, BudgetedKeywords(store, search.lexical_budget),
+                                  embedder, search)  # type: ignore[arg-type]
         fused = searcher.search(QUESTION, now=ASKED_ON).hits[0].passage_id
     finally:
         store.close()
@@ -144,7 +147,7 @@ def test_migrate_to_postgres_and_back(source_dir: Path, postgres_dsn: str, tmp_p
     back = tmp_path / "back"
     result = run_cli("migrate", "--from", "postgres", "--to", "embedded", "--dsn", postgres_dsn, data_dir=back)
     assert result.returncode == 0, result.stderr
-    assert f"{VECTORS_FILE}: not written here" in result.stdout
+    assert f"{VECTORS_FILE}, {KEYWORDS_FILE}: not written here" in result.stdout
     assert not (back / VECTORS_FILE).exists()
     assert dump(back) == before
     assert embedded_tops(back, embedder) == expected_tops

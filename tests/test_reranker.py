@@ -88,8 +88,8 @@ class ScriptedReranker:
 
 
 def _searcher(lib: Library, reranker: ScriptedReranker, **rerank: object) -> HybridSearcher:
-    return HybridSearcher(lib.store, lib.vectors, lib.embedder, lib.settings.search, reranker,  # type: ignore[arg-type]
-                          RerankerSettings(**rerank))  # type: ignore[arg-type]
+    return HybridSearcher(lib.store, lib.vectors, lib.backend.keywords, lib.embedder,  # type: ignore[arg-type]
+                          lib.settings.search, reranker, RerankerSettings(**rerank))  # type: ignore[arg-type]
 
 
 def test_reranker_order_is_fused_and_its_probability_decides_refusal(sample_settings: Settings,

@@ -94,12 +94,12 @@ class OnnxInt8Embedder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.export_seconds = time.perf_counter() - started
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         from index.embedding import normalize_rows
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")  # as sentence-transformers batches
-        size = self.settings.batch_size
+        size = batch_size or self.settings.batch_size
         for first in range(0, len(texts), size):
             rows = order[first:first + size]
             encoded = self._tokenizer([texts[i] for i in rows], padding=True, truncation=True,

@@ -19,7 +19,7 @@ embedded on their own, as before add_sources embedded several articles together)
 
 Prints passages/s and tokens/s of both, their ratio (the target is >= 0.8), and where the ingest
 time went (timers around extraction, chunking with its tokenising, embedding, MinHash, the SQLite
-transaction, the FAISS index; the rest is "other"). --profile adds a cProfile of one more ingest.
+transaction, the FAISS index, the keyword postings; the rest is "other"). --profile adds a cProfile of one more ingest.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def instrumented(library, timers: Timers):
         (library.embedder, "embed", "embed"),
         (library.store, "save_article", "store: SQLite transaction"),
         (library.vectors, "add", "store: FAISS add"),
-        (library, "_save_vectors", "store: FAISS file save"),
+        (library.backend.keywords, "add", "store: keyword postings add"),
+        (library.backend, "save", "store: index files save"),
         (library.near_duplicates, "find", "near-duplicate lookup"),
     ]
     for owner, attribute, name in patches:

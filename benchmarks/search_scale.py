@@ -271,7 +271,8 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
           f"×{statistics.median(parts['lexical top-100, FTS5 within budget']) / ours:.1f} faster than FTS5 within "
           f"budget, ×{statistics.median(parts[every_word]) / ours:.0f} faster than FTS5 with every word")
     print(f"resident memory of the library (vector index, keyword postings, SQLite): {resident_open:,.0f} MB once "
-          f"opened, {resident:,.0f} MB after every question's searches (FTS5's included); whole process at the end {resident_mb():,.0f} MB (model loaded {base:,.0f} MB)")
+          f"opened, {resident:,.0f} MB after every question's searches (FTS5's included); "
+          f"whole process at the end {resident_mb():,.0f} MB (model loaded {base:,.0f} MB)")
     data = settings.library.data_dir
     sizes = {path.name: path.stat().st_size / 2**20 for path in data.iterdir() if path.is_file()}
     print("on disk: " + ", ".join(f"{name} {size:,.0f} MB" for name, size in sorted(sizes.items()) if size >= 1))

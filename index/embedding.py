@@ -110,12 +110,14 @@ class Embedder:
                                   return_attention_mask=False, return_token_type_ids=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text; ``batch_size`` (default ``embedding.batch_size``)
+        texts are padded to the longest of them and encoded together."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._precision_context():
-            vectors = self._model.encode(list(texts), batch_size=self.settings.batch_size, normalize_embeddings=False,
+            vectors = self._model.encode(list(texts), batch_size=batch_size or self.settings.batch_size,
+                                         normalize_embeddings=False,
                                          convert_to_numpy=True, show_progress_bar=show_progress)
         return normalize_rows(vectors)
 

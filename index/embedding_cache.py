@@ -34,7 +34,7 @@ class CachedEmbedder:
     def _key(self, text: str) -> str:
         return hashlib.sha1(f"{self._prefix}\x00{text}".encode("utf-8")).hexdigest()
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         keys = [self._key(t) for t in texts]
         found: dict[str, bytes] = {}
         for first in range(0, len(keys), 500):
@@ -45,7 +45,7 @@ class CachedEmbedder:
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         if todo:
-            fresh = self.embedder.embed([texts[i] for i in todo], show_progress=show_progress)
+            fresh = self.embedder.embed([texts[i] for i in todo], show_progress=show_progress, batch_size=batch_size)
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)",
                                      [(keys[i], v.astype(np.float32).tobytes()) for i, v in zip(todo, fresh)])

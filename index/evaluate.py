@@ -173,8 +173,9 @@ class ScoreMemo:
 
 def searchers(library: Library, variants: dict[str, Settings]) -> dict[str, HybridSearcher]:
     """One searcher per named configuration, all over the library's store, vectors and models."""
-    return {name: HybridSearcher(library.store, library.vectors, library.backend.keywords, library.embedder, variant.search,
-                                 library.reranker, variant.reranker) for name, variant in variants.items()}
+    return {name: HybridSearcher(library.store, library.vectors, library.backend.keywords, library.embedder,
+                                 variant.search, library.reranker, variant.reranker)
+            for name, variant in variants.items()}
 
 
 def unanswerable_results(drafts: Sequence[ArticleDraft], questions: Sequence[dict], variants: dict[str, Settings],

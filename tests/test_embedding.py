@@ -77,7 +77,7 @@ class FakeEmbedder:
         self.precision = precision
         self.calls = 0
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         self.calls += 1
         value = 1.0 if self.precision == "fp32" else -1.0
         return np.array([[value, len(t), 0, 0] for t in texts], dtype=np.float32)
@@ -121,9 +121,9 @@ class CountingEmbedder:
     def __getattr__(self, name: str):
         return getattr(self.embedder, name)
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         self.batches.append(len(texts))
-        return self.embedder.embed(texts, show_progress=show_progress)
+        return self.embedder.embed(texts, show_progress=show_progress, batch_size=batch_size)
 
 
 def test_add_drafts_embeds_together_and_decides_like_one_by_one(settings: Settings, embedder: Embedder) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index import keywords
+from index import keywords as keyword_module
 from index.keywords import KeywordIndex
 from index.postings import read_file
 from index.store import Store
@@ -95,14 +95,14 @@ def test_saved_file_is_memory_mapped_and_answers_the_same(tmp_path: Path) -> Non
 def test_changes_made_while_the_file_is_written_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = KeywordIndex()
     index.add([1, 2, 3], ["ferry strike", "harbour rain", "ferry timetable"])
-    write = keywords.write_file
+    write = keyword_module.write_file
 
     def write_while_others_change(path: Path, header: dict, arrays: dict) -> None:
         index.add([4], ["volcano ferry"])  # another thread, as the file is written
         index.remove([2, 3])
         write(path, header, arrays)
 
-    monkeypatch.setattr(keywords, "write_file", write_while_others_change)
+    monkeypatch.setattr(keyword_module, "write_file", write_while_others_change)
     index.save(tmp_path / "keywords.postings")
     assert index.ids().tolist() == [1, 4] and not index.worth_saving
     assert [pid for pid, _ in index.lexical_search("ferry harbour", 10)] == [1, 4]

@@ -194,9 +194,9 @@ class MeetingEmbedder:
     def __getattr__(self, name: str):
         return getattr(self.embedder, name)
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         self.meeting.wait()
-        return self.embedder.embed(texts, show_progress=show_progress)
+        return self.embedder.embed(texts, show_progress=show_progress, batch_size=batch_size)
 
 
 def test_two_libraries_adding_the_same_article_at_once(settings: Settings, embedder: Embedder) -> None:

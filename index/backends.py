@@ -211,8 +211,8 @@ class EmbeddedBackend(Backend):
         self._reconcile()
 
     def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None) -> None:
-        """Mirror the change in the FAISS index; save it now, or later if it was saved moments ago
-        (SQLite already holds every change)."""
+        """Mirror the change in the FAISS and keyword indexes; save them now, or later if they were saved
+        moments ago (SQLite already holds every change)."""
         self.vectors.remove(removed)
         self.keywords.remove(removed)
         if len(added):

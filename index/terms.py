@@ -50,14 +50,23 @@ class TermVocabulary:
         return ids, counts
 
     def known(self, words: Iterable[str]) -> list[int]:
-        """Term ids of these words that the vocabulary holds (unknown terms match nothing), once each."""
+        """Term ids of these words (a question's) that indexed text has used, once each. Words never
+        seen in a passage are stemmed but neither remembered nor given a term, so questions cannot
+        grow the vocabulary."""
         pieces = [piece for word in words for piece in _WORD.findall(word.lower())]
-        self._learn(pieces)
-        found = [term for piece in pieces for term in self._word_terms[piece]]
+        unseen = [piece for piece in dict.fromkeys(pieces) if piece not in self._word_terms]
+        with self._lock:
+            stems = self._stems(unseen) if unseen else {}
+        found: list[int] = []
+        for piece in pieces:
+            if piece in self._word_terms:
+                found.extend(self._word_terms[piece])
+            else:
+                found.extend(term for term in map(self._id_of.get, stems.get(piece, ())) if term is not None)
         return list(dict.fromkeys(found))
 
     def _learn(self, words: Iterable[str]) -> None:
-        """Stem the words not seen before, all in one pass through FTS5."""
+        """Give the words not seen before their terms (new terms their ids), all in one pass through FTS5."""
         new = [w for w in set(words) if w not in self._word_terms]
         if not new:
             return
@@ -65,17 +74,24 @@ class TermVocabulary:
             new = [w for w in new if w not in self._word_terms]
             if not new:
                 return
-            db = self._db
-            with db:
-                db.executemany("INSERT INTO words(rowid, word) VALUES (?, ?)", enumerate(new))
-                rows = db.execute("SELECT doc, term FROM word_terms ORDER BY doc, offset").fetchall()
-                db.execute("DELETE FROM words")
-            found: dict[int, list[int]] = {}
-            for doc, term in rows:
-                term_id = self._id_of.get(term)
-                if term_id is None:
-                    term_id = self._id_of[term] = len(self.terms)
-                    self.terms.append(term)
-                found.setdefault(doc, []).append(term_id)
-            for i, word in enumerate(new):
-                self._word_terms[word] = tuple(found.get(i, ()))
+            for word, terms in self._stems(new).items():
+                ids = []
+                for term in terms:
+                    term_id = self._id_of.get(term)
+                    if term_id is None:
+                        term_id = self._id_of[term] = len(self.terms)
+                        self.terms.append(term)
+                    ids.append(term_id)
+                self._word_terms[word] = tuple(ids)
+
+    def _stems(self, words: list[str]) -> dict[str, list[str]]:
+        """FTS5's terms for each word (usually one; none for a word it drops). Hold ``_lock``."""
+        db = self._db
+        with db:
+            db.executemany("INSERT INTO words(rowid, word) VALUES (?, ?)", enumerate(words))
+            rows = db.execute("SELECT doc, term FROM word_terms ORDER BY doc, offset").fetchall()
+            db.execute("DELETE FROM words")
+        found: dict[str, list[str]] = {word: [] for word in words}
+        for doc, term in rows:
+            found[words[doc]].append(term)
+        return found

@@ -54,6 +54,8 @@ def test_ranking_is_fts5s_bm25(tmp_path: Path, question: str) -> None:
 
 def test_words_become_fts5s_terms() -> None:
     vocabulary = TermVocabulary()
+    vocabulary.term_ids("strike cafe the")
+    assert vocabulary.known(["volcanoes"]) == [] and len(vocabulary) == 3  # a question adds no term
     strikes, cafe, the = vocabulary.known(["strikes", "Café", "the"])
     assert [vocabulary.terms[i] for i in (strikes, cafe, the)] == ["strike", "cafe", "the"]
     assert vocabulary.known(["striking", "strike"]) == [strikes]  # the same stem, once

@@ -100,8 +100,10 @@ class Backend(ABC):
         """Catch up with what another process committed (under the in-process lock)."""
 
     @abstractmethod
-    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None) -> None:
-        """Follow an add or removal the store has committed: passages ``removed``, ``added`` with ``vectors``."""
+    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None,
+                  bodies: Sequence[str] = ()) -> None:
+        """Follow an add or removal the store has committed: passages ``removed``, ``added`` with ``vectors``
+        and ``bodies``."""
 
     @property
     @abstractmethod
@@ -210,15 +212,15 @@ class EmbeddedBackend(Backend):
             self._generation = generation
         self._reconcile()
 
-    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None) -> None:
+    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None,
+                  bodies: Sequence[str] = ()) -> None:
         """Mirror the change in the FAISS and keyword indexes; save them now, or later if they were saved
         moments ago (SQLite already holds every change)."""
         self.vectors.remove(removed)
         self.keywords.remove(removed)
         if len(added):
             self.vectors.add(added, vectors)
-            bodies = self.store.passage_bodies(added)
-            self.keywords.add(list(bodies), list(bodies.values()))
+            self.keywords.add(added, bodies)
         self._unsaved_changes += 1
         if self._fit_layout() or time.monotonic() - self._last_save >= self.settings.library.index_save_seconds:
             self.save()
@@ -409,7 +411,8 @@ class PostgresBackend(Backend):
     def sync(self) -> None:
         """Nothing: the vectors and their index are the database's, which every process reads."""
 
-    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None) -> None:
+    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None,
+                  bodies: Sequence[str] = ()) -> None:
         """Nothing: the vectors were written (or deleted) with their passages, in the same transaction."""
 
     @property

@@ -146,9 +146,8 @@ class KeywordIndex:
         if not terms or not passages or limit <= 0:
             return []
         norms = self._norms(lengths, tokens, passages)
-        weights = {term: idf(passages, sum(s.document_frequency(term) for s in segments)) for term in terms}
-        weights = {term: weight for term, weight in weights.items()
-                   if any(s.document_frequency(term) for s in segments)}
+        holding = {term: sum(s.document_frequency(term) for s in segments) for term in terms}
+        weights = {term: idf(passages, count) for term, count in holding.items() if count}
         scores = np.zeros(len(lengths), dtype=np.float32)
         # Terms in half the passages or more weigh almost nothing: they only break ties, so they are
         # read only when the other terms find too few passages.

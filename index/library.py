@@ -224,7 +224,7 @@ class Library:
             article_id, new_ids, removed = self.store.save_article(
                 draft, identity=identity, digest=prepared.digest, added_by=added_by, spans=prepared.spans,
                 bodies=prepared.bodies, vectors=vectors, minhash=prepared.minhash, replace_id=replace_id)
-            self.backend.committed(removed, new_ids, vectors)
+            self.backend.committed(removed, new_ids, vectors, prepared.bodies)
             self.near_duplicates.add(article_id, prepared.minhash)
         article = self.store.get_article(article_id)
         status = "replaced" if replace_id is not None else "added"

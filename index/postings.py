@@ -1,4 +1,4 @@
-"""Postings lists: for each term, the passages holding it (ascending ids) and how often. A segment is
+"""Postings lists: for each term, the passages holding it and how often. A segment is
 immutable, built from passages' terms or by merging segments, and can be written to one file and
 memory-mapped back, so a large index costs resident memory only for the lists questions read."""
 

@@ -17,7 +17,7 @@ from .articles import Article, ArticleDraft, parse_date, utc_now
 from .terms import FTS5_TOKENIZER
 
 SCHEMA_VERSION = 1
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS feed_entries (
     PRIMARY KEY (feed_id, entry_key)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
-    body, content='passages', content_rowid='id', tokenize='{tokenizer}'
+    body, content='passages', content_rowid='id', tokenize='{FTS5_TOKENIZER}'
 );
 CREATE TRIGGER IF NOT EXISTS passages_fts_insert AFTER INSERT ON passages BEGIN
     INSERT INTO passages_fts(rowid, body) VALUES (new.id, new.body);
@@ -83,7 +83,7 @@ END;
 CREATE TRIGGER IF NOT EXISTS passages_fts_delete AFTER DELETE ON passages BEGIN
     INSERT INTO passages_fts(passages_fts, rowid, body) VALUES ('delete', old.id, old.body);
 END;
-""".replace("{tokenizer}", FTS5_TOKENIZER)
+"""
 # Words too common to help a keyword search; they only make it slower.
 _STOPWORDS = frozenset(
     "a an and are as at be been but by can could did do does for from had has have he her his how i if in into is it "

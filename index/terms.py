@@ -35,9 +35,7 @@ class TermVocabulary:
 
     def term_ids(self, text: str) -> list[int]:
         """The text's terms in order, one per token (as FTS5 counts a passage's length)."""
-        words = _WORD.findall(text.lower())
-        self._learn(words)
-        return list(chain.from_iterable(map(self._word_terms.__getitem__, words)))
+        return self.many_term_ids([text])[0].tolist()
 
     def many_term_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Every text's terms: (term ids of all texts one after another, how many each text has)."""

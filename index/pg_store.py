@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from . import pg_migrations
 from .articles import Article, ArticleDraft, parse_date
 from .pg_rows import Row, placeholders, row_factory
-from .store import PassageRow, article_fields, query_words
+from .store import PassageOrigin, PassageRow, article_fields, query_words
 
 # The text search configuration of passages.lexemes (migration 0001).
 TEXT_CONFIG = "newsbot_english"
@@ -300,6 +300,15 @@ class PostgresStore:
             " FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id = ANY(%s::bigint[])", (ids,))
         return {int(r["id"]): PassageRow(int(r["id"]), int(r["article_id"]), int(r["ordinal"]), int(r["start"]),
                                          int(r["end"]), r["text"]) for r in rows}
+
+    def passage_origins(self, passage_ids: Sequence[int]) -> dict[int, PassageOrigin]:
+        """Each passage's article and its date (an article's text is TOASTed apart, so it is not read)."""
+        ids = as_ids(passage_ids)
+        if not ids:
+            return {}
+        rows = self.select("SELECT p.id, p.article_id, a.published FROM passages p JOIN articles a"
+                           " ON a.id = p.article_id WHERE p.id = ANY(%s::bigint[])", (ids,))
+        return {int(r["id"]): PassageOrigin(int(r["article_id"]), parse_date(r["published"])) for r in rows}
 
     # -- keyword search -------------------------------------------------------------------------------
     def lexical_search(self, question: str, limit: int, budget: int = 0) -> list[tuple[int, float]]:

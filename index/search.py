@@ -132,26 +132,29 @@ class HybridSearcher:
         candidates = list(dict.fromkeys([pid for pid, _ in dense] + [pid for pid, _ in lexical]))
         if not candidates:
             return Answer(question)
-        rows = self.store.get_passages(candidates)
-        articles = self.store.get_articles([row.article_id for row in rows.values()])
+        # Ranking needs each candidate's article and date only; texts are read for the passages kept.
+        origins = self.store.passage_origins(candidates)
 
         scored: list[tuple[float, int]] = []
         for pid in candidates:
-            row = rows.get(pid)
-            if row is None or row.article_id not in articles:
-                continue  # removed by another process since the vectors were loaded
+            origin = origins.get(pid)
+            if origin is None:
+                continue  # removed by another process since the indexes were loaded
             score = 0.0
             if pid in dense_rank:
                 score += s.dense_weight / (s.rrf_k + dense_rank[pid])
             if pid in lexical_rank:
                 score += s.lexical_weight / (s.rrf_k + lexical_rank[pid])
-            score += recency_bonus(articles[row.article_id].published, today, s.recency_weight, s.recency_days)
+            score += recency_bonus(origin.published, today, s.recency_weight, s.recency_days)
             scored.append((score, pid))
         scored.sort(key=lambda item: -item[0])
 
         score_of = {pid: score for score, pid in scored}
         reranked = self.rerank_settings.candidates if self.reranker is not None else 0
         chosen, vectors = self._drop_near_duplicates([pid for _, pid in scored], max(limit, reranked))
+        rows = self.store.get_passages(chosen)
+        articles = self.store.get_articles([row.article_id for row in rows.values()])
+        chosen = [pid for pid in chosen if pid in rows and rows[pid].article_id in articles]
         probability: dict[int, float] = {}
         if reranked:
             head = chosen[:reranked]

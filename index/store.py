@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS passages (
     vector BLOB
 );
 CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article_id);
+-- Covering indexes read when a search ranks its candidates: a passage's article and that article's date
+-- without touching the rows, whose bodies, vectors and article texts span overflow pages.
+CREATE INDEX IF NOT EXISTS passage_origins ON passages(id, article_id);
+CREATE INDEX IF NOT EXISTS article_dates ON articles(id, published);
 CREATE TABLE IF NOT EXISTS feeds (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     url TEXT NOT NULL UNIQUE,
@@ -103,6 +107,14 @@ class PassageRow:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class PassageOrigin:
+    """What ranking a candidate passage needs of it without its text: its article and that article's date."""
+
+    article_id: int
+    published: date | None
 
 
 def query_words(question: str) -> list[str]:
@@ -334,6 +346,21 @@ class Store:
             f" FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id IN ({marks})", ids)
         return {int(r["id"]): PassageRow(int(r["id"]), int(r["article_id"]), int(r["ordinal"]), int(r["start"]),
                                          int(r["end"]), r["text"]) for r in rows}
+
+    def passage_origins(self, passage_ids: Sequence[int]) -> dict[int, PassageOrigin]:
+        """Each passage's article and its date, read from the covering indexes alone (no text, no vector)."""
+        ids = [int(i) for i in passage_ids]
+        origins: dict[int, PassageOrigin] = {}
+        for first in range(0, len(ids), 500):
+            chunk = ids[first:first + 500]
+            marks = ",".join("?" * len(chunk))
+            # Without INDEXED BY, SQLite looks rows up by their rowid in the tables themselves.
+            for row in self.query(
+                    "SELECT p.id, p.article_id, a.published FROM passages p INDEXED BY passage_origins"
+                    f" JOIN articles a INDEXED BY article_dates ON a.id = p.article_id WHERE p.id IN ({marks})",
+                    chunk):
+                origins[int(row[0])] = PassageOrigin(int(row[1]), parse_date(row[2]))
+        return origins
 
     def lexical_search(self, question: str, limit: int, budget: int = 0) -> list[tuple[int, float]]:
         """BM25 over passage bodies: (passage id, score where higher is better), best first.

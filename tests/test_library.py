@@ -51,6 +51,22 @@ def test_sample_question_finds_the_security_council_passage(sample_settings: Set
         assert len(answer.hits) == 3 * settings.search.k
 
 
+def test_search_reads_the_texts_of_the_passages_it_keeps_only(sample_settings: Settings, embedder: Embedder,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates are ranked on their article and date; texts (overflow pages at scale) are read once, for
+    the passages that are shown (or reranked)."""
+    with Library(sample_settings, embedder=embedder) as lib:
+        asked: list[list[int]] = []
+        read = lib.store.get_passages
+        monkeypatch.setattr(lib.store, "get_passages", lambda ids: asked.append(list(ids)) or read(ids))
+        answer = lib.search("what did the UN Security Council say?", k=2, limit=4)
+        assert lib.store.count_passages() > 4 * 3  # so that reading every candidate would show
+        assert asked == [[hit.passage_id for hit in answer.hits]] and len(answer.hits) == 4
+        origins = lib.store.passage_origins([hit.passage_id for hit in answer.hits] + [10**9])
+        assert {pid: o.article_id for pid, o in origins.items()} == {h.passage_id: h.article.id for h in answer.hits}
+        assert [origins[h.passage_id].published for h in answer.hits] == [h.article.published for h in answer.hits]
+
+
 def test_best_sentence_holds_the_fact(sample_settings: Settings, embedder: Embedder) -> None:
     with Library(sample_settings, embedder=embedder) as lib:
         answer = lib.search("Where did the Perseverance rover land?")

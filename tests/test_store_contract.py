@@ -138,19 +138,24 @@ def test_signatures_round_trip(store: Store | PostgresStore) -> None:
 # -- passages and vectors -----------------------------------------------------------------------------
 def test_vectors_and_passages_round_trip(store: Store | PostgresStore) -> None:
     bodies = ["The ferry strike closed the harbour.", "Talks resume on Monday.", "Ferries run again."]
-    _, ids, _ = save(store, 1, bodies, seed=3)
+    ids_article, ids, _ = save(store, 1, bodies, seed=3, published=date(2024, 5, 2))
     found, matrix, missing = store.vectors(ids + [10_000], DIMENSION)
     assert found.tolist() == ids and missing == [] and np.allclose(matrix, unit(3, 3))
     assert store.vectors(ids, DIMENSION * 2)[2] == ids  # another dimension counts as missing
     passages = store.get_passages(ids)
     assert [passages[i].text for i in ids] == bodies and [passages[i].ordinal for i in ids] == [0, 1, 2]
     assert store.passage_bodies(ids[1:]) == {ids[1]: bodies[1], ids[2]: bodies[2]}
+    undated_article, undated, _ = save(store, 2, ["Undated."])
+    origins = store.passage_origins(ids[1:] + undated + [10_000])
+    assert {pid: (o.article_id, o.published) for pid, o in origins.items()} == {
+        ids[1]: (ids_article, date(2024, 5, 2)), ids[2]: (ids_article, date(2024, 5, 2)),
+        undated[0]: (undated_article, None)}
     store.clear_vectors()
     assert store.vectors(ids, DIMENSION)[2] == ids
     store.set_vectors(ids[:1], unit(1, 9))
     found, matrix, missing = store.vectors(ids, DIMENSION)
     assert found.tolist() == ids[:1] and np.allclose(matrix, unit(1, 9)) and missing == ids[1:]
-    assert store.passage_ids().dtype == np.int64 and sorted(store.passage_ids().tolist()) == ids
+    assert store.passage_ids().dtype == np.int64 and sorted(store.passage_ids().tolist()) == ids + undated
 
 
 # -- keyword search -----------------------------------------------------------------------------------

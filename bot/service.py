@@ -253,7 +253,7 @@ class ChatService:
             f"Articles: {s.articles}",
             f"Passages: {s.passages} ({s.vectors} vectors)",
             f"Newest article: {render.format_date(s.newest)}",
-            f"Database ({s.store}): {s.database_bytes / 1e6:.1f} MB, vector index: {s.index_bytes / 1e6:.1f} MB",
+            f"Database ({s.store}): {s.database_bytes / 1e6:.1f} MB, search indexes: {s.index_bytes / 1e6:.1f} MB",
             f"Model: {escape(s.model)}",
         ]))
 

@@ -116,7 +116,7 @@ class Backend(ABC):
 
     @abstractmethod
     def index_bytes(self) -> int:
-        """Bytes on disk of the vector index."""
+        """Bytes on disk of the search indexes kept apart from the database's tables (vectors, keywords)."""
 
     @abstractmethod
     def backup(self, target: Path) -> None:
@@ -239,7 +239,7 @@ class EmbeddedBackend(Backend):
         self._last_save = time.monotonic()
 
     def index_bytes(self) -> int:
-        return self._vectors_path.stat().st_size if self._vectors_path.exists() else 0
+        return sum(path.stat().st_size for path in (self._vectors_path, self._keywords_path) if path.exists())
 
     def backup(self, target: Path) -> None:
         """SQLite's online backup (consistent while others read and write), and the FAISS file."""

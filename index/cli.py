@@ -181,7 +181,7 @@ def _cmd_stats(library: Library, args: argparse.Namespace) -> int:
     print(f"passages:       {s.passages} ({s.vectors} vectors)")
     print(f"newest article: {s.newest.isoformat() if s.newest else '-'}")
     print(f"database:       {s.database_bytes / 1e6:.2f} MB")
-    print(f"vector index:   {s.index_bytes / 1e6:.2f} MB")
+    print(f"search indexes: {s.index_bytes / 1e6:.2f} MB")
     print(f"model:          {s.model}")
     return 0
 

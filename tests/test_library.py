@@ -369,6 +369,7 @@ def test_keyword_postings_are_saved_read_back_and_repaired(embedded_settings: Se
     monkeypatch.setattr(KeywordIndex, "add", lambda self, ids, bodies: built.append(len(ids)))
     with Library(embedded_settings, embedder=embedder) as lib:  # read from the file, nothing re-indexed
         assert keyword_titles(lib, "lighthouse keepers") == {"Second article"} and built == []
+        assert lib.stats().index_bytes == sum((data_dir / name).stat().st_size for name in (VECTORS_FILE, KEYWORDS_FILE))
     monkeypatch.undo()
     (data_dir / KEYWORDS_FILE).write_bytes(b"garbage")
     with Library(embedded_settings, embedder=embedder) as lib:  # rebuilt from SQLite

@@ -6,7 +6,7 @@
 DATASET_DIR holds corpus.jsonl and questions.jsonl (the RealTimeQA set of `python -m index eval`).
 Paths:
 - fp32: the Embedder with embedding.precision = "fp32" (sentence-transformers on torch);
-- bf16: the Embedder with embedding.precision = "bf16" (bf16 linear layers under torch autocast);
+- bf16: the Embedder with embedding.precision = "bf16" (the whole model in bfloat16);
 - onnx-int8: the bundled weights exported here with torch.onnx.export (into a temporary folder),
   MatMul weights quantised to int8 per channel by onnxruntime.quantization.quantize_dynamic, run by
   onnxruntime with as many threads as torch uses. Only when onnxruntime (and onnx) can be imported:

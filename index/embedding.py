@@ -1,21 +1,19 @@
 """Sentence embeddings with sentence-transformers: normalised float32 vectors, batched.
 
 ``embedding.precision`` picks the arithmetic once, when the model is loaded: "fp32", or "bf16" (the
-linear layers' weights stored in bfloat16 and the model run under torch's autocast, so matrix
-products use the CPU's AMX / AVX-512 BF16 units while the embeddings, layer norms and pooling keep
-float32; 1.7× the fp32 throughput on this project's 2-core AVX-512 BF16 CPU, cosine to fp32 above
-0.9999, the same answer-recall: benchmarks/embedding_paths.py). "auto" is bf16 on a CPU that reports
+model's weights and activations in bfloat16, so matrix products use the CPU's AMX / AVX-512 BF16
+units; about 1.8× the fp32 throughput on this project's 2-core AVX-512 BF16 CPU, cosine to fp32
+above 0.9999, the same answer-recall: benchmarks/embedding_paths.py). "auto" is bf16 on a CPU that reports
 amx_bf16 or avx512_bf16, else fp32. Whatever the precision, the output is float32 unit vectors.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -26,6 +24,8 @@ BUNDLED_MODEL = "bundled"
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2 (bundled)"
 # CPU flags (Linux /proc/cpuinfo) of units that compute bfloat16 products natively.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+# Each precision's arithmetic, named apart from earlier ones (bf16 linear layers under autocast).
+ARITHMETIC = {"fp32": "fp32", "bf16": "bf16-model"}
 
 
 def resolve_model(name: str) -> str:
@@ -89,18 +89,16 @@ class Embedder:
         self.dimension: int = int(dimension())
         self.max_seq_length: int = int(self._model.max_seq_length or 512)
         self._tokenizer = self._model.tokenizer
-        self._precision_context: Callable[[], ContextManager[object]] = contextlib.nullcontext
         if self.precision == "bf16":
             if device_type(settings.device) == "cpu" and not BF16_CPU_FLAGS & cpu_flags():
                 log.warning("embedding.precision is bf16 but this CPU has no bf16 units: it will be slow")
-            # Autocast would cast every weight to bf16 again on each encode call (a few ms per
-            # question); storing the linear layers in bf16 once gives the same arithmetic without it.
-            # Embeddings and layer norms keep their float32 weights.
-            for module in self._model.modules():
-                if isinstance(module, torch.nn.Linear):
-                    module.to(torch.bfloat16)
-            kind = device_type(settings.device)
-            self._precision_context = functools.partial(torch.autocast, kind, dtype=torch.bfloat16)
+            # The whole model in bfloat16 (layer norms, GELU and attention too; torch accumulates
+            # reductions in float32): 1.82x fp32 against 1.74x for bf16 linear layers under autocast,
+            # which converted each layer's output back and forth (6% of the time). Cosine to fp32
+            # vectors >= 0.9999 either way (benchmarks/embedding_paths.py).
+            self._model.to(torch.bfloat16)
+        # What the vectors were computed with, for caches that must not mix arithmetics.
+        self.arithmetic: str = ARITHMETIC[self.precision]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Model tokens per text, without the special tokens the model adds."""
@@ -115,10 +113,8 @@ class Embedder:
         texts are padded to the longest of them and encoded together."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._precision_context():
-            vectors = self._model.encode(list(texts), batch_size=batch_size or self.settings.batch_size,
-                                         normalize_embeddings=False,
-                                         convert_to_numpy=True, show_progress_bar=show_progress)
+        vectors = self._model.encode(list(texts), batch_size=batch_size or self.settings.batch_size,
+                                     normalize_embeddings=False, convert_to_numpy=True, show_progress_bar=show_progress)
         return normalize_rows(vectors)
 
     def embed_one(self, text: str) -> np.ndarray:

@@ -13,15 +13,15 @@ from .embedding import Embedder
 
 
 class CachedEmbedder:
-    """Wraps an Embedder: texts seen before with the same model and precision are read from disk, not
+    """Wraps an Embedder: texts seen before with the same model and arithmetic are read from disk, not
     re-embedded."""
 
     def __init__(self, embedder: Embedder, path: Path) -> None:
         self.embedder = embedder
         # fp32 keys are those written before precisions existed (their vectors are fp32 ones); any
         # other precision (or an embedder that names none) gets keys of its own.
-        precision = getattr(embedder, "precision", None) or "unknown"
-        self._prefix = embedder.name if precision == "fp32" else f"{embedder.name}\x00{precision}"
+        arithmetic = getattr(embedder, "arithmetic", None) or getattr(embedder, "precision", None) or "unknown"
+        self._prefix = embedder.name if arithmetic == "fp32" else f"{embedder.name}\x00{arithmetic}"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")

@@ -52,7 +52,7 @@ def bf16_and_fp32() -> tuple[Embedder, Embedder]:
 
 def test_bf16_gives_float32_unit_vectors_close_to_fp32(bf16_and_fp32: tuple[Embedder, Embedder]) -> None:
     bf16, fp32 = bf16_and_fp32
-    assert (bf16.precision, fp32.precision) == ("bf16", "fp32")
+    assert (bf16.precision, fp32.precision) == ("bf16", "fp32") and bf16.arithmetic != fp32.arithmetic
     low, full = bf16.embed(TEXTS), fp32.embed(TEXTS)
     for vectors in (low, full):
         assert vectors.dtype == np.float32 and vectors.flags.c_contiguous and vectors.shape == (3, fp32.dimension)
@@ -73,8 +73,9 @@ class FakeEmbedder:
     name = "fake model"
     dimension = 4
 
-    def __init__(self, precision: str) -> None:
+    def __init__(self, precision: str, arithmetic: str | None = None) -> None:
         self.precision = precision
+        self.arithmetic = arithmetic
         self.calls = 0
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
@@ -93,7 +94,10 @@ def test_the_cache_keeps_each_precisions_vectors_apart(tmp_path: Path) -> None:
     again = CachedEmbedder(FakeEmbedder("bf16"), path)  # type: ignore[arg-type]
     assert again.embed(["bb", "a"])[:, 0].tolist() == [-1.0, -1.0]
     assert (again.hits, again.misses, again.embedder.calls) == (2, 0, 0)
-    for cache in (fp32, bf16, again):
+    newer = CachedEmbedder(FakeEmbedder("bf16", arithmetic="bf16-model"), path)  # type: ignore[arg-type]
+    newer.embed(["a", "bb"])
+    assert (newer.hits, newer.misses) == (0, 2)  # another arithmetic under the same precision
+    for cache in (fp32, bf16, again, newer):
         cache.close()
 
 

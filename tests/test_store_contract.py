@@ -287,10 +287,14 @@ def test_feed_subscription_sql(store: Store | PostgresStore) -> None:
 # -- PostgreSQL schema ----------------------------------------------------------------------------------
 def test_migrations_run_once_even_when_replicas_start_together(postgres_dsn: str) -> None:
     applied: list[list[str]] = []
+    errors: list[BaseException] = []
 
     def start() -> None:
-        with psycopg.connect(postgres_dsn, autocommit=True) as connection:
-            applied.append([m.name for m in pg_migrations.migrate(connection)])
+        try:
+            with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+                applied.append([m.name for m in pg_migrations.migrate(connection)])
+        except BaseException as error:  # shown by the assertion below, not lost in the thread
+            errors.append(error)
 
     threads = [threading.Thread(target=start) for _ in range(3)]
     for thread in threads:
@@ -298,7 +302,7 @@ def test_migrations_run_once_even_when_replicas_start_together(postgres_dsn: str
     for thread in threads:
         thread.join()
     names = [m.name for m in pg_migrations.available()]
-    assert sorted(applied, key=len) == [[], [], names]
+    assert errors == [] and sorted(applied, key=len) == [[], [], names]
     with psycopg.connect(postgres_dsn) as connection:
         recorded = connection.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
         assert [(m.version, m.name) for m in pg_migrations.available()] == recorded

@@ -19,7 +19,7 @@ class CachedEmbedder:
     def __init__(self, embedder: Embedder, path: Path) -> None:
         self.embedder = embedder
         # fp32 keys are those written before precisions existed (their vectors are fp32 ones); any
-        # other precision (or an embedder that names none) gets keys of its own.
+        # other arithmetic (or an embedder that names none) gets keys of its own.
         arithmetic = getattr(embedder, "arithmetic", None) or getattr(embedder, "precision", None) or "unknown"
         self._prefix = embedder.name if arithmetic == "fp32" else f"{embedder.name}\x00{arithmetic}"
         path.parent.mkdir(parents=True, exist_ok=True)

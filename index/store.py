@@ -140,6 +140,14 @@ def article_fields(draft: ArticleDraft, identity: str, digest: str, added_by: st
             None if minhash is None else np.asarray(minhash, dtype=np.uint32).tobytes())
 
 
+def id_chunks(passage_ids: Sequence[int], size: int = 500) -> Iterator[tuple[list[int], str]]:
+    """The ids a few hundred at a time, each chunk with its "?,?,..." placeholders for an IN list."""
+    ids = [int(i) for i in passage_ids]
+    for first in range(0, len(ids), size):
+        chunk = ids[first:first + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def _vector_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
@@ -301,10 +309,7 @@ class Store:
         found_ids: list[int] = []
         blobs: list[bytes] = []
         missing: list[int] = []
-        ids = [int(i) for i in passage_ids]
-        for first in range(0, len(ids), 500):
-            chunk = ids[first:first + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in id_chunks(passage_ids):
             for row in self.query(f"SELECT id, vector FROM passages WHERE id IN ({marks})", chunk):
                 blob = row["vector"]
                 if blob is not None and len(blob) == dimension * 4:
@@ -317,11 +322,8 @@ class Store:
         return np.array(found_ids, dtype=np.int64), matrix, missing
 
     def passage_bodies(self, passage_ids: Sequence[int]) -> dict[int, str]:
-        ids = [int(i) for i in passage_ids]
         bodies: dict[int, str] = {}
-        for first in range(0, len(ids), 500):
-            chunk = ids[first:first + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in id_chunks(passage_ids):
             for row in self.query(f"SELECT id, body FROM passages WHERE id IN ({marks})", chunk):
                 bodies[int(row["id"])] = row["body"]
         return bodies
@@ -349,11 +351,8 @@ class Store:
 
     def passage_origins(self, passage_ids: Sequence[int]) -> dict[int, PassageOrigin]:
         """Each passage's article and its date, read from the covering indexes alone (no text, no vector)."""
-        ids = [int(i) for i in passage_ids]
         origins: dict[int, PassageOrigin] = {}
-        for first in range(0, len(ids), 500):
-            chunk = ids[first:first + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in id_chunks(passage_ids):
             # Without INDEXED BY, SQLite looks rows up by their rowid in the tables themselves.
             for row in self.query(
                     "SELECT p.id, p.article_id, a.published FROM passages p INDEXED BY passage_origins"

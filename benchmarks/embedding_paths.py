@@ -1,12 +1,14 @@
 """Embedding paths compared: throughput, agreement with fp32 and answer-recall on a QA set.
 
     .venv/bin/python benchmarks/embedding_paths.py DATASET_DIR [--passages 512] [--repeats 3]
-        [--paths fp32 bf16 onnx-int8] [--eval] [--cache-dir DIR] [--questions N]
+        [--paths fp32 bf16 openvino-fp32 openvino-bf16 onnx-int8] [--eval] [--cache-dir DIR] [--questions N]
 
 DATASET_DIR holds corpus.jsonl and questions.jsonl (the RealTimeQA set of `python -m index eval`).
 Paths:
-- fp32: the Embedder with embedding.precision = "fp32" (sentence-transformers on torch);
-- bf16: the Embedder with embedding.precision = "bf16" (the whole model in bfloat16);
+- fp32: the Embedder with embedding.runtime = "torch", precision = "fp32" (sentence-transformers' encode);
+- bf16: the same with precision = "bf16" (the whole torch model in bfloat16);
+- openvino-fp32, openvino-bf16: the Embedder with embedding.runtime = "openvino" (the model converted
+  for OpenVINO's CPU plugin, index/openvino_encoder.py) at each precision;
 - onnx-int8: the bundled weights exported here with torch.onnx.export (into a temporary folder),
   MatMul weights quantised to int8 per channel by onnxruntime.quantization.quantize_dynamic, run by
   onnxruntime with as many threads as torch uses. Only when onnxruntime (and onnx) can be imported:
@@ -41,7 +43,9 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-TORCH_PATHS = {"fp32": "fp32", "bf16": "bf16"}
+# Paths run by the project's Embedder: (embedding.runtime, embedding.precision).
+EMBEDDER_PATHS = {"fp32": ("torch", "fp32"), "bf16": ("torch", "bf16"),
+                  "openvino-fp32": ("openvino", "fp32"), "openvino-bf16": ("openvino", "bf16")}
 
 
 class OnnxInt8Embedder:
@@ -162,7 +166,7 @@ def main() -> int:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--passages", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paths", nargs="+", default=["fp32", "bf16", "onnx-int8"])
+    parser.add_argument("--paths", nargs="+", default=["fp32", "bf16", "openvino-bf16", "onnx-int8"])
     parser.add_argument("--eval", action="store_true", help="also answer-recall on the QA set, per path")
     parser.add_argument("--questions", type=int, default=0, help="ask only the first N questions (0: all)")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "news-answers-bot" / "paths")
@@ -185,8 +189,9 @@ def main() -> int:
         work = Path(tmp)
         embedders = {}
         for path in args.paths:
-            if path in TORCH_PATHS:
-                embedders[path] = Embedder(dataclasses.replace(settings.embedding, precision=TORCH_PATHS[path]))
+            if path in EMBEDDER_PATHS:
+                runtime, precision = EMBEDDER_PATHS[path]
+                embedders[path] = Embedder(dataclasses.replace(settings.embedding, runtime=runtime, precision=precision))
             elif path == "onnx-int8":
                 try:
                     import onnxruntime  # noqa: F401
@@ -198,7 +203,7 @@ def main() -> int:
                 embedders[path] = OnnxInt8Embedder(base, work / "onnx", torch.get_num_threads())
                 print(f"onnx-int8: exported and quantised in {embedders[path].export_seconds:.1f} s")
             else:
-                print(f"unknown path {path!r}: choose from fp32, bf16, onnx-int8", file=sys.stderr)
+                print(f"unknown path {path!r}: choose from {', '.join(EMBEDDER_PATHS)}, onnx-int8", file=sys.stderr)
                 return 2
         if "fp32" not in embedders:
             print("the fp32 path is the reference: include it in --paths", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Side by side with txtai: ingest time, question latency and answer-recall@k on the same news QA set.
 
     .venv/bin/python benchmarks/txtai_compare.py DATASET_DIR --txtai-python /tmp/txtai-venv/bin/python
-        [--limit-articles N] [--limit-questions N] [--order ours,txtai] [--threads N]
+        [--limit-articles N] [--limit-questions N] [--order ours,txtai] [--threads N] [--one-by-one]
 
 DATASET_DIR holds corpus.jsonl and questions.jsonl (e.g. ../shared/eval/rtqa-dev). Each system runs
 in its own subprocess, one after the other in the same run: this project's half with the interpreter
@@ -11,6 +11,10 @@ that txtai never becomes a dependency of the project: see README, "Benchmarks").
 - Ingest, ours: a fresh library in a temporary folder, every article added end to end as the bot does
   (near-duplicate check, sentence chunking, real embedding without the evaluation's embedding cache,
   SQLite with FTS5, FAISS), and the vector index saved. The model is loaded before the clock starts.
+  The articles go through ``Library.add_drafts``, the bulk path of ``python -m index add`` (the
+  passages of several articles embedded together, each article its own transaction), as txtai gets
+  every document in one ``index`` call; ``--one-by-one`` adds them with ``add_draft`` instead, as the
+  bot adds an article sent to it.
   It runs at the configured ``embedding.precision`` (auto: bf16 on a CPU with bf16 units), txtai in
   fp32: NEWSBOT_EMBEDDING_PRECISION=fp32 gives both the same arithmetic.
 - Ingest, txtai: the same articles cut into passages by this project's chunker (the same passages,
@@ -112,7 +116,7 @@ def ask_all(questions: Sequence[dict], top3: Callable[[dict], list[str]], top10:
     }
 
 
-def run_ours(dataset: Path, limit_articles: int, limit_questions: int) -> dict:
+def run_ours(dataset: Path, limit_articles: int, limit_questions: int, one_by_one: bool = False) -> dict:
     from index.articles import parse_date
     from index.config import load_settings
     from index.embedding import Embedder
@@ -127,9 +131,10 @@ def run_ours(dataset: Path, limit_articles: int, limit_questions: int) -> dict:
         started = time.perf_counter()
         with Library(settings.replace("library", data_dir=Path(tmp)), embedder=embedder, reranker=None) as library:
             statuses: dict[str, int] = {}
-            for draft in drafts:
-                status = library.add_draft(draft, added_by="benchmark").status
-                statuses[status] = statuses.get(status, 0) + 1
+            results = ((library.add_draft(draft, added_by="benchmark") for draft in drafts) if one_by_one
+                       else library.add_drafts(drafts, added_by="benchmark"))
+            for result in results:
+                statuses[result.status] = statuses.get(result.status, 0) + 1
             library.flush()
             ingest_seconds = time.perf_counter() - started
             passages = library.stats().passages
@@ -146,7 +151,8 @@ def run_ours(dataset: Path, limit_articles: int, limit_questions: int) -> dict:
             "settings": f"chunking {c.max_tokens}/{c.overlap_tokens} tokens, title prefix {c.title_prefix};"
                         f" RRF k={settings.search.rrf_k} + recency prior {settings.search.recency_weight};"
                         f" embedding batch {settings.embedding.batch_size},"
-                        f" precision {getattr(embedder, 'precision', 'fp32')}",
+                        f" precision {getattr(embedder, 'precision', 'fp32')};"
+                        f" {'add_draft one by one' if one_by_one else 'add_drafts (bulk)'}",
             **answers}
 
 
@@ -225,7 +231,7 @@ def run_half(system: str, python: str, args: argparse.Namespace) -> dict:
         out = Path(tmp) / "result.json"
         command = [python, str(Path(__file__).resolve()), str(args.dataset), "--half", system, "--out", str(out),
                    "--limit-articles", str(args.limit_articles), "--limit-questions", str(args.limit_questions),
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads)] + (["--one-by-one"] if args.one_by_one else [])
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         load = os.getloadavg()[0]
         subprocess.run(command, check=True, env=env, stdout=sys.stderr)
@@ -272,6 +278,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit-questions", type=int, default=0, help="only the first N questions (0: all)")
     parser.add_argument("--order", default="ours,txtai", help="which system runs first: ours,txtai or txtai,ours")
     parser.add_argument("--threads", type=int, default=0, help="torch threads in both halves (0: torch's default)")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="add our articles one by one (add_draft) instead of in bulk (add_drafts)")
     parser.add_argument("--half", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -286,8 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.half:
         set_threads(args.threads)
-        run = run_ours if args.half == "ours" else run_txtai
-        result = run(args.dataset, args.limit_articles, args.limit_questions)
+        if args.half == "ours":
+            result = run_ours(args.dataset, args.limit_articles, args.limit_questions, args.one_by_one)
+        else:
+            result = run_txtai(args.dataset, args.limit_articles, args.limit_questions)
         import torch
 
         args.out.write_text(json.dumps({**result, "threads": torch.get_num_threads()}))

@@ -64,6 +64,7 @@ class PostgresSettings:
 
 
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
+EMBEDDING_RUNTIMES = ("auto", "torch", "openvino")
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,14 @@ class EmbeddingSettings:
     batch_size: int = 64
     threads: int = 0
     precision: str = "auto"
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", str(self.precision).strip().lower())
-        if self.precision not in EMBEDDING_PRECISIONS:
-            raise ConfigError(f"[embedding] precision: must be one of {', '.join(EMBEDDING_PRECISIONS)},"
-                              f" not {self.precision!r}")
+        for name, choices in (("precision", EMBEDDING_PRECISIONS), ("runtime", EMBEDDING_RUNTIMES)):
+            value = str(getattr(self, name)).strip().lower()
+            object.__setattr__(self, name, value)
+            if value not in choices:
+                raise ConfigError(f"[embedding] {name}: must be one of {', '.join(choices)}, not {value!r}")
         if self.batch_size < 1:
             raise ConfigError(f"[embedding] batch_size: must be at least 1, not {self.batch_size}")
 

@@ -1,10 +1,13 @@
 """Sentence embeddings with sentence-transformers: normalised float32 vectors, batched.
 
-``embedding.precision`` picks the arithmetic once, when the model is loaded: "fp32", or "bf16" (the
-model's weights and activations in bfloat16, so matrix products use the CPU's AMX / AVX-512 BF16
-units; about 1.8× the fp32 throughput on this project's 2-core AVX-512 BF16 CPU, cosine to fp32
-above 0.9999, the same answer-recall: benchmarks/embedding_paths.py). "auto" is bf16 on a CPU that reports
-amx_bf16 or avx512_bf16, else fp32. Whatever the precision, the output is float32 unit vectors.
+Two choices are made once, when the model is loaded:
+- ``embedding.runtime``: "openvino" (the model converted for OpenVINO's CPU plugin, index/openvino_encoder.py)
+  or "torch" (sentence-transformers' own encode); "auto" is OpenVINO on the CPU when the package
+  imports and the model converts, else torch.
+- ``embedding.precision``: "fp32", or "bf16" (matrix products in bfloat16 on the CPU's AMX / AVX-512
+  BF16 units, cosine to fp32 above 0.9999, the same answer-recall: benchmarks/embedding_paths.py);
+  "auto" is bf16 on a CPU that reports amx_bf16 or avx512_bf16, else fp32.
+Whatever the choice, the output is float32 unit vectors.
 """
 
 from __future__ import annotations
@@ -13,19 +16,21 @@ import functools
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .config import EMBEDDING_PRECISIONS, EmbeddingSettings
+from .config import EMBEDDING_PRECISIONS, EMBEDDING_RUNTIMES, EmbeddingSettings
+from .openvino_encoder import OpenVinoEncoder, openvino_available
 
 log = logging.getLogger(__name__)
 BUNDLED_MODEL = "bundled"
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2 (bundled)"
 # CPU flags (Linux /proc/cpuinfo) of units that compute bfloat16 products natively.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-# Each precision's arithmetic, named apart from earlier ones (bf16 linear layers under autocast).
-ARITHMETIC = {"fp32": "fp32", "bf16": "bf16-model"}
+# Each runtime and precision's arithmetic, named apart from earlier ones (bf16 linear layers under autocast).
+ARITHMETIC = {("torch", "fp32"): "fp32", ("torch", "bf16"): "bf16-model",
+              ("openvino", "fp32"): "openvino-fp32", ("openvino", "bf16"): "openvino-bf16"}
 
 
 def resolve_model(name: str) -> str:
@@ -65,6 +70,34 @@ def resolve_precision(precision: str, device: str, flags: frozenset[str] | None 
     return "bf16" if device_type(device) == "cpu" and has_bf16 else "fp32"
 
 
+def resolve_runtime(runtime: str, device: str, available: bool | None = None) -> str:
+    """The runtime to use: "torch" or "openvino" ("auto": OpenVINO on the CPU when it is installed)."""
+    if runtime not in EMBEDDING_RUNTIMES:
+        raise ValueError(f"embedding runtime must be one of {', '.join(EMBEDDING_RUNTIMES)}, not {runtime!r}")
+    if runtime != "auto":
+        return runtime
+    installed = openvino_available() if available is None else available
+    return "openvino" if device_type(device) == "cpu" and installed else "torch"
+
+
+class TorchEncoder:
+    """sentence-transformers' own encode, the model in the chosen precision."""
+
+    def __init__(self, model: Any, precision: str) -> None:
+        import torch
+
+        if precision == "bf16":
+            # The whole model in bfloat16 (layer norms, GELU and attention too; torch accumulates
+            # reductions in float32): 1.82x fp32 against 1.74x for bf16 linear layers under autocast,
+            # which converted each layer's output back and forth (6% of the time).
+            model.to(torch.bfloat16)
+        self._model = model
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: bool = False) -> np.ndarray:
+        return self._model.encode(list(texts), batch_size=batch_size, normalize_embeddings=False,
+                                  convert_to_numpy=True, show_progress_bar=progress)
+
+
 class Embedder:
     """Loads the configured model once and turns texts into unit-length vectors."""
 
@@ -80,7 +113,6 @@ class Embedder:
         self.name = BUNDLED_MODEL_NAME if settings.model == BUNDLED_MODEL else settings.model
         # The precision actually used (never "auto"): part of the embedding cache's key.
         self.precision: str = resolve_precision(settings.precision, settings.device)
-        log.info("loading embedding model %s on %s (%s)", self.name, settings.device, self.precision)
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
@@ -89,16 +121,26 @@ class Embedder:
         self.dimension: int = int(dimension())
         self.max_seq_length: int = int(self._model.max_seq_length or 512)
         self._tokenizer = self._model.tokenizer
-        if self.precision == "bf16":
-            if device_type(settings.device) == "cpu" and not BF16_CPU_FLAGS & cpu_flags():
-                log.warning("embedding.precision is bf16 but this CPU has no bf16 units: it will be slow")
-            # The whole model in bfloat16 (layer norms, GELU and attention too; torch accumulates
-            # reductions in float32): 1.82x fp32 against 1.74x for bf16 linear layers under autocast,
-            # which converted each layer's output back and forth (6% of the time). Cosine to fp32
-            # vectors >= 0.9999 either way (benchmarks/embedding_paths.py).
-            self._model.to(torch.bfloat16)
+        if self.precision == "bf16" and device_type(settings.device) == "cpu" and not BF16_CPU_FLAGS & cpu_flags():
+            log.warning("embedding.precision is bf16 but this CPU has no bf16 units: it will be slow")
+        # The runtime actually used (never "auto"), and the strategy that encodes with it.
+        self.runtime: str = resolve_runtime(settings.runtime, settings.device)
+        self._encoder: TorchEncoder | OpenVinoEncoder = self._make_encoder(settings)
+        log.info("embedding model %s on %s: %s, %s", self.name, settings.device, self.runtime, self.precision)
         # What the vectors were computed with, for caches that must not mix arithmetics.
-        self.arithmetic: str = ARITHMETIC[self.precision]
+        self.arithmetic: str = ARITHMETIC[(self.runtime, self.precision)]
+
+    def _make_encoder(self, settings: EmbeddingSettings) -> "TorchEncoder | OpenVinoEncoder":
+        if self.runtime == "openvino":
+            try:
+                return OpenVinoEncoder(self._model, resolve_model(settings.model), self.dimension, self.precision,
+                                       settings.threads)
+            except Exception as exc:  # noqa: BLE001 - any model OpenVINO cannot take: torch runs it
+                if settings.runtime != "auto":
+                    raise
+                log.warning("OpenVINO could not run %s (%s: %s); using torch", self.name, type(exc).__name__, exc)
+                self.runtime = "torch"
+        return TorchEncoder(self._model, self.precision)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Model tokens per text, without the special tokens the model adds."""
@@ -113,9 +155,7 @@ class Embedder:
         texts are padded to the longest of them and encoded together."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=batch_size or self.settings.batch_size,
-                                     normalize_embeddings=False, convert_to_numpy=True, show_progress_bar=show_progress)
-        return normalize_rows(vectors)
+        return normalize_rows(self._encoder.encode(texts, batch_size or self.settings.batch_size, show_progress))
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]

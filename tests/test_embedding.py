@@ -1,4 +1,4 @@
-"""Embedding precision, the embedding cache's keys, and adds whose passages are embedded in batches."""
+"""Embedding runtime and precision, the embedding cache's keys, and adds whose passages are embedded in batches."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from index.articles import ArticleDraft
 from index.chunking import Chunker, split_sentences
 from index.config import ConfigError, EmbeddingSettings, Settings, load_settings
-from index.embedding import Embedder, resolve_precision
+from index.embedding import Embedder, resolve_precision, resolve_runtime
 from index.embedding_cache import CachedEmbedder
 from index.library import Library
 from tests.test_library import BODY, OTHER_BODY
@@ -45,26 +45,48 @@ def test_precision_setting_defaults_to_auto_and_follows_the_environment() -> Non
         load_settings(environ={"NEWSBOT_EMBEDDING_PRECISION": "int8"})
 
 
+def test_auto_runtime_is_openvino_on_the_cpu_when_it_is_installed() -> None:
+    assert resolve_runtime("auto", "cpu", available=True) == "openvino"
+    assert resolve_runtime("auto", "cpu", available=False) == "torch"
+    assert resolve_runtime("auto", "cuda:0", available=True) == "torch"
+    assert resolve_runtime("torch", "cpu", available=True) == "torch"
+    assert resolve_runtime("openvino", "cpu", available=False) == "openvino"  # and fails loudly when loaded
+    with pytest.raises(ValueError, match="runtime"):
+        resolve_runtime("onnx", "cpu")
+
+
+def test_runtime_setting_defaults_to_auto_and_follows_the_environment() -> None:
+    assert load_settings(environ={}).embedding.runtime == "auto"
+    assert load_settings(environ={"NEWSBOT_EMBEDDING_RUNTIME": "Torch"}).embedding.runtime == "torch"
+    with pytest.raises(ConfigError, match="runtime"):
+        load_settings(environ={"NEWSBOT_EMBEDDING_RUNTIME": "tensorrt"})
+
+
 @pytest.fixture(scope="module")
-def bf16_and_fp32() -> tuple[Embedder, Embedder]:
-    return Embedder(EmbeddingSettings(precision="bf16")), Embedder(EmbeddingSettings(precision="fp32"))
+def torch_fp32() -> Embedder:
+    return Embedder(EmbeddingSettings(runtime="torch", precision="fp32"))
 
 
-def test_bf16_gives_float32_unit_vectors_close_to_fp32(bf16_and_fp32: tuple[Embedder, Embedder]) -> None:
-    bf16, fp32 = bf16_and_fp32
-    assert (bf16.precision, fp32.precision) == ("bf16", "fp32") and bf16.arithmetic != fp32.arithmetic
-    low, full = bf16.embed(TEXTS), fp32.embed(TEXTS)
+@pytest.mark.parametrize("runtime,precision", [("openvino", "bf16"), ("openvino", "fp32"), ("torch", "bf16")])
+def test_each_runtime_and_precision_gives_unit_vectors_close_to_torch_fp32(
+        torch_fp32: Embedder, runtime: str, precision: str) -> None:
+    other = Embedder(EmbeddingSettings(runtime=runtime, precision=precision))
+    assert (other.runtime, other.precision) == (runtime, precision)
+    assert other.arithmetic != torch_fp32.arithmetic
+    low, full = other.embed(TEXTS), torch_fp32.embed(TEXTS)
     for vectors in (low, full):
-        assert vectors.dtype == np.float32 and vectors.flags.c_contiguous and vectors.shape == (3, fp32.dimension)
+        assert vectors.dtype == np.float32 and vectors.flags.c_contiguous and vectors.shape == (3, 384)
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert np.min(np.sum(low * full, axis=1)) > 0.995
-    # one text alone (the question path) is embedded as in a batch
-    assert float(np.dot(bf16.embed_one(TEXTS[1]), low[1])) > 0.999
-    assert bf16.embed([]).shape == (0, bf16.dimension)
+    assert np.min(np.sum(low * full, axis=1)) > (0.9999 if precision == "fp32" else 0.995)
+    # one text alone (the question path) is embedded as in a batch, and batches of any size agree
+    assert float(np.dot(other.embed_one(TEXTS[1]), low[1])) > 0.999
+    assert np.min(np.sum(other.embed(TEXTS, batch_size=1) * low, axis=1)) > 0.999
+    assert other.embed([]).shape == (0, other.dimension)
 
 
-def test_the_auto_precision_is_what_the_embedder_reports(embedder: Embedder) -> None:
+def test_the_auto_choices_are_what_the_embedder_reports(embedder: Embedder) -> None:
     assert embedder.precision == resolve_precision("auto", "cpu")
+    assert embedder.runtime == "openvino"  # a project dependency, so installed wherever the tests run
 
 
 class FakeEmbedder:

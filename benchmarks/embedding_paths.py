@@ -1,7 +1,8 @@
 """Embedding paths compared: throughput, agreement with fp32 and answer-recall on a QA set.
 
     .venv/bin/python benchmarks/embedding_paths.py DATASET_DIR [--passages 512] [--repeats 3]
-        [--paths fp32 bf16 openvino-fp32 openvino-bf16 onnx-int8] [--eval] [--cache-dir DIR] [--questions N]
+        [--paths fp32 bf16 openvino-fp32 openvino-bf16 openvino-int8 onnx-int8] [--eval] [--cache-dir DIR]
+        [--questions N]
 
 DATASET_DIR holds corpus.jsonl and questions.jsonl (the RealTimeQA set of `python -m index eval`).
 Paths:
@@ -9,6 +10,10 @@ Paths:
 - bf16: the same with precision = "bf16" (the whole torch model in bfloat16);
 - openvino-fp32, openvino-bf16: the Embedder with embedding.runtime = "openvino" (the model converted
   for OpenVINO's CPU plugin, index/openvino_encoder.py) at each precision;
+- openvino-int8: the OpenVINO model of the openvino paths quantised to int8 (weights and activations)
+  by nncf's post-training quantisation (model_type TRANSFORMER), calibrated on 300 passages of the
+  corpus's last articles (not those timed), the rest in bf16 where the CPU has bf16 units. Only when nncf can be
+  imported: not a project dependency (`.venv/bin/pip install nncf` for this benchmark).
 - onnx-int8: the bundled weights exported here with torch.onnx.export (into a temporary folder),
   MatMul weights quantised to int8 per channel by onnxruntime.quantization.quantize_dynamic, run by
   onnxruntime with as many threads as torch uses. Only when onnxruntime (and onnx) can be imported:
@@ -28,12 +33,14 @@ Paths:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -46,6 +53,46 @@ sys.path.insert(0, str(PROJECT))
 # Paths run by the project's Embedder: (embedding.runtime, embedding.precision).
 EMBEDDER_PATHS = {"fp32": ("torch", "fp32"), "bf16": ("torch", "bf16"),
                   "openvino-fp32": ("openvino", "fp32"), "openvino-bf16": ("openvino", "bf16")}
+
+
+class OpenVinoInt8Embedder:
+    """The project's Embedder with its OpenVINO model swapped for an nncf int8 quantisation of it."""
+
+    precision = "openvino-int8"
+    arithmetic = "openvino-int8"
+
+    def __init__(self, base, calibration: Sequence[str]) -> None:
+        import nncf
+
+        from index.openvino_encoder import import_openvino
+
+        openvino = import_openvino()
+        started = time.perf_counter()
+        encoder = copy.copy(base._encoder)  # the OpenVINO encoder: its tokenising and batching reused
+        inputs = encoder._inputs
+        batches = [base._model.preprocess(list(calibration[i:i + 16])) for i in range(0, len(calibration), 16)]
+        dataset = nncf.Dataset(batches, lambda f: {name: f[name].numpy() for name in inputs})
+        quantised = nncf.quantize(encoder._convert(), dataset, model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(batches))
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if base.settings.threads > 0:
+            config["INFERENCE_NUM_THREADS"] = base.settings.threads
+        encoder._compiled = openvino.Core().compile_model(quantised, "CPU", config)
+        encoder._request = encoder._compiled.create_infer_request()
+        encoder._lock = threading.Lock()
+        self.quantise_seconds = time.perf_counter() - started
+        self.name, self.dimension, self.max_seq_length = base.name, base.dimension, base.max_seq_length
+        self.settings, self.count_tokens, self._encoder = base.settings, base.count_tokens, encoder
+
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
+        from index.embedding import normalize_rows
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return normalize_rows(self._encoder.encode(texts, batch_size or self.settings.batch_size, show_progress))
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
 
 
 class OnnxInt8Embedder:
@@ -116,8 +163,9 @@ class OnnxInt8Embedder:
         return self.embed([text])[0]
 
 
-def sample_passages(corpus: Path, count: int, embedder) -> list[str]:
-    """``count`` passages (embedding inputs) of articles spread over the corpus."""
+def sample_passages(corpus: Path, count: int, embedder, last: bool = False) -> list[str]:
+    """``count`` passages (embedding inputs) of articles spread over the corpus (``last``: of its last
+    articles instead, which the spread sample does not reach first)."""
     from index.chunking import Chunker, embedding_input
     from index.config import load_settings
 
@@ -127,7 +175,9 @@ def sample_passages(corpus: Path, count: int, embedder) -> list[str]:
     with open(corpus, encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
     passages: list[str] = []
-    step = max(1, len(rows) // max(1, count // 12))  # ~12 passages an article
+    if last:
+        rows = rows[::-1]
+    step = 1 if last else max(1, len(rows) // max(1, count // 12))  # ~12 passages an article
     for offset in range(step):
         for row in rows[offset::step]:
             title = (row.get("title") or "").strip() or "Untitled"
@@ -192,6 +242,16 @@ def main() -> int:
             if path in EMBEDDER_PATHS:
                 runtime, precision = EMBEDDER_PATHS[path]
                 embedders[path] = Embedder(dataclasses.replace(settings.embedding, runtime=runtime, precision=precision))
+            elif path == "openvino-int8":
+                try:
+                    import nncf  # noqa: F401
+                except ImportError:
+                    print("openvino-int8 skipped: nncf is not installed (pip install nncf)")
+                    continue
+                base = Embedder(dataclasses.replace(settings.embedding, runtime="openvino", precision="auto"))
+                calibration = sample_passages(corpus, 300, base, last=True)
+                embedders[path] = OpenVinoInt8Embedder(base, calibration)
+                print(f"openvino-int8: quantised in {embedders[path].quantise_seconds:.1f} s")
             elif path == "onnx-int8":
                 try:
                     import onnxruntime  # noqa: F401
@@ -203,7 +263,8 @@ def main() -> int:
                 embedders[path] = OnnxInt8Embedder(base, work / "onnx", torch.get_num_threads())
                 print(f"onnx-int8: exported and quantised in {embedders[path].export_seconds:.1f} s")
             else:
-                print(f"unknown path {path!r}: choose from {', '.join(EMBEDDER_PATHS)}, onnx-int8", file=sys.stderr)
+                print(f"unknown path {path!r}: choose from {', '.join(EMBEDDER_PATHS)}, openvino-int8, onnx-int8",
+                      file=sys.stderr)
                 return 2
         if "fp32" not in embedders:
             print("the fp32 path is the reference: include it in --paths", file=sys.stderr)

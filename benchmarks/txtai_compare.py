@@ -67,8 +67,10 @@ def recall(ranks: Ranks, k: int) -> float:
 
 
 def set_threads(threads: int) -> None:
-    """The same torch thread count in both halves (0: torch's default, one per core)."""
+    """The same thread count in both halves (0: the default, one per core): torch's, and through
+    NEWSBOT_EMBEDDING_THREADS our embedding runtime's (OpenVINO keeps threads of its own)."""
     if threads > 0:
+        os.environ["NEWSBOT_EMBEDDING_THREADS"] = str(threads)
         import torch
 
         torch.set_num_threads(threads)
@@ -244,7 +246,7 @@ def print_report(rows: dict[str, dict]) -> None:
     for row in rows.values():
         parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in row["parts"].items())
         print(f"  {row['system']}: {row['version']}; {row['settings']}; adds {row['indexed']};"
-              f" {row['threads']} torch threads; model load {row['model_seconds']:.1f} s (not in ingest)"
+              f" {row['threads']} model threads; model load {row['model_seconds']:.1f} s (not in ingest)"
               f"{'; ingest = ' + parts if parts else ''};"
               f" 1-min load average before {row['load'][0]:.2f}, after {row['load'][1]:.2f}")
     header = (f"{'system':<8}{'ingest s':>10}{'passages':>10}{'passages/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
@@ -277,7 +279,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit-articles", type=int, default=0, help="only the first N articles (0: all)")
     parser.add_argument("--limit-questions", type=int, default=0, help="only the first N questions (0: all)")
     parser.add_argument("--order", default="ours,txtai", help="which system runs first: ours,txtai or txtai,ours")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads in both halves (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="model threads in both halves (0: the default, one per core)")
     parser.add_argument("--one-by-one", action="store_true",
                         help="add our articles one by one (add_draft) instead of in bulk (add_drafts)")
     parser.add_argument("--half", choices=SYSTEMS, help=argparse.SUPPRESS)
@@ -300,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_txtai(args.dataset, args.limit_articles, args.limit_questions)
         import torch
 
-        args.out.write_text(json.dumps({**result, "threads": torch.get_num_threads()}))
+        threads = args.threads if args.threads > 0 else torch.get_num_threads()
+        args.out.write_text(json.dumps({**result, "threads": threads}))
         return 0
     interpreters = {"ours": sys.executable, "txtai": args.txtai_python}
     rows: dict[str, dict] = {}

@@ -71,7 +71,7 @@ EMBEDDING_RUNTIMES = ("auto", "torch", "openvino")
 class EmbeddingSettings:
     model: str = "bundled"
     device: str = "cpu"
-    batch_size: int = 64
+    batch_size: int = 32
     threads: int = 0
     precision: str = "auto"
     runtime: str = "auto"

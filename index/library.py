@@ -376,7 +376,7 @@ class Library:
         return LibraryStats(
             articles=self.store.count_articles(), passages=self.store.count_passages(), vectors=len(self.vectors),
             newest=_to_date(self.store.newest_date()), database_bytes=self.store.file_size(),
-            index_bytes=self.backend.index_bytes(), model=self.embedder.name, store=self.backend.name,
+            index_bytes=self.backend.index_bytes(), model=model_description(self.embedder), store=self.backend.name,
             location=self.location)
 
     def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
@@ -452,6 +452,12 @@ class _AddBatch:
         rows = {id(item): vectors[start:stop] for item, start, stop in zip(prepared, offsets[:-1], offsets[1:])}
         for item in waiting:
             yield item if isinstance(item, AddResult) else self.library._store(item, rows[id(item)], self.added_by)
+
+
+def model_description(embedder: Embedder) -> str:
+    """The model's name with what runs it, e.g. "all-MiniLM-L6-v2 (bundled) on openvino, bf16"."""
+    runtime, precision = getattr(embedder, "runtime", None), getattr(embedder, "precision", None)
+    return f"{embedder.name} on {runtime}, {precision}" if runtime and precision else embedder.name
 
 
 def duplicate_result(source: str, article: Article | None) -> AddResult:

@@ -131,6 +131,7 @@ def test_admin_list_pages_with_buttons_and_remove(bot: RunningBot) -> None:
     assert "no article #9999" in missing["text"]
     [stats] = bot.ask(ADMIN, "/stats", user_id=ADMIN)
     assert "Articles:" in stats["text"] and "all-MiniLM-L6-v2" in stats["text"]
+    assert "on openvino" in stats["text"]  # the bot's model runs on the default runtime
 
 
 def test_groups_answer_only_when_mentioned(bot: RunningBot) -> None:

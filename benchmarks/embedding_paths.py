@@ -62,11 +62,11 @@ class OpenVinoInt8Embedder:
     arithmetic = "openvino-int8"
 
     def __init__(self, base, calibration: Sequence[str]) -> None:
-        import nncf
-
         from index.openvino_encoder import import_openvino
 
-        openvino = import_openvino()
+        openvino = import_openvino()  # first: nncf would otherwise load openvino's usage reporting
+        import nncf
+
         started = time.perf_counter()
         encoder = copy.copy(base._encoder)  # the OpenVINO encoder: its tokenising and batching reused
         inputs = encoder._inputs
@@ -229,6 +229,7 @@ def main() -> int:
     from index.config import load_settings
     from index.embedding import Embedder, cpu_flags
     from index.embedding_cache import CachedEmbedder
+    from index.openvino_encoder import import_openvino
 
     corpus = args.dataset / "corpus.jsonl"
     if not corpus.exists():
@@ -243,6 +244,7 @@ def main() -> int:
                 runtime, precision = EMBEDDER_PATHS[path]
                 embedders[path] = Embedder(dataclasses.replace(settings.embedding, runtime=runtime, precision=precision))
             elif path == "openvino-int8":
+                import_openvino()  # before nncf, which would otherwise load openvino's usage reporting
                 try:
                     import nncf  # noqa: F401
                 except ImportError:

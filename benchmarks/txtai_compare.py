@@ -15,8 +15,9 @@ that txtai never becomes a dependency of the project: see README, "Benchmarks").
   passages of several articles embedded together, each article its own transaction), as txtai gets
   every document in one ``index`` call; ``--one-by-one`` adds them with ``add_draft`` instead, as the
   bot adds an article sent to it.
-  It runs at the configured ``embedding.precision`` (auto: bf16 on a CPU with bf16 units), txtai in
-  fp32: NEWSBOT_EMBEDDING_PRECISION=fp32 gives both the same arithmetic.
+  It runs on the configured ``embedding.runtime`` and ``embedding.precision`` (auto: OpenVINO, bf16 on
+  a CPU with bf16 units), txtai on torch in fp32: NEWSBOT_EMBEDDING_RUNTIME=torch
+  NEWSBOT_EMBEDDING_PRECISION=fp32 gives both the same runtime and arithmetic.
 - Ingest, txtai: the same articles cut into passages by this project's chunker (the same passages,
   title prefix included, so recall compares retrieval and not chunking), then ``Embeddings.index``
   with hybrid=True (BM25 + dense), content=True, the bundled all-MiniLM-L6-v2 folder, an exact FAISS
@@ -153,7 +154,7 @@ def run_ours(dataset: Path, limit_articles: int, limit_questions: int, one_by_on
             "settings": f"chunking {c.max_tokens}/{c.overlap_tokens} tokens, title prefix {c.title_prefix};"
                         f" RRF k={settings.search.rrf_k} + recency prior {settings.search.recency_weight};"
                         f" embedding batch {settings.embedding.batch_size},"
-                        f" precision {getattr(embedder, 'precision', 'fp32')};"
+                        f" {getattr(embedder, 'runtime', 'torch')} {getattr(embedder, 'precision', 'fp32')};"
                         f" {'add_draft one by one' if one_by_one else 'add_drafts (bulk)'}",
             **answers}
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(PROJECT))
 from benchmarks.figures import percentile  # noqa: E402
 
 if TYPE_CHECKING:
-    from tests.botapi import BotApiServer
+    from tests.support.botapi import BotApiServer
 
 FIRST_CHAT = 80_000
 
@@ -122,7 +122,7 @@ def main() -> int:
     if args.replicas > 1:
         args.store = "postgres"
 
-    from tests.bot_runner import SAMPLE_QUESTIONS
+    from tests.support.bot_runner import SAMPLE_QUESTIONS
 
     questions = [SAMPLE_QUESTIONS[n % len(SAMPLE_QUESTIONS)] for n in range(args.warmup + args.questions)]
     with tempfile.TemporaryDirectory(prefix="bot-load-") as tmp:
@@ -148,7 +148,7 @@ def measured(server: BotApiServer, args: argparse.Namespace, questions: list[str
 
 def load_one_bot(work: Path, args: argparse.Namespace, questions: list[str]) -> tuple[Phase, Phase, str, bool]:
     """One bot polling the emulator, on an embedded library of the sample articles."""
-    from tests.bot_runner import add_sample_articles, resident_mb, running_bot
+    from tests.support.bot_runner import add_sample_articles, resident_mb, running_bot
 
     add_sample_articles(work / "data")
     with running_bot(work, {}) as bot:
@@ -163,10 +163,10 @@ def load_replicas(work: Path, args: argparse.Namespace, questions: list[str]) ->
     from index.config import load_settings
     from index.library import Library
     from index.samples import sample_paths
-    from tests.balancer import RoundRobinBalancer
-    from tests.botapi import BotApiServer as Server
-    from tests.bot_runner import free_port, replica_env, resident_mb, start_replica, stop_bot, wait_listening
-    from tests.postgres_server import _start_server
+    from tests.support.balancer import RoundRobinBalancer
+    from tests.support.bot_runner import free_port, replica_env, resident_mb, start_replica, stop_bot, wait_listening
+    from tests.support.botapi import BotApiServer as Server
+    from tests.support.postgres_server import _start_server
 
     with ExitStack() as stack:
         dsn = args.dsn

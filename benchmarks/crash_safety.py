@@ -120,7 +120,7 @@ def main() -> int:
         return 0
 
     from index.config import load_settings
-    from index.embedding import Embedder
+    from index.embedding.embedder import Embedder
 
     embedder = Embedder(load_settings(environ={}).embedding)
     rng = random.Random(args.seed)

@@ -9,7 +9,7 @@ Paths:
 - fp32: the Embedder with embedding.runtime = "torch", precision = "fp32" (sentence-transformers' encode);
 - bf16: the same with precision = "bf16" (the whole torch model in bfloat16);
 - openvino-fp32, openvino-bf16: the Embedder with embedding.runtime = "openvino" (the model converted
-  for OpenVINO's CPU plugin, index/openvino_encoder.py) at each precision;
+  for OpenVINO's CPU plugin, index/embedding/openvino.py) at each precision;
 - openvino-int8: the OpenVINO model of the openvino paths quantised to int8 (weights and activations)
   by nncf's post-training quantisation (model_type TRANSFORMER), calibrated on 300 passages of the
   corpus's last articles (not those timed), the rest in bf16 where the CPU has bf16 units. Only when nncf can be
@@ -24,7 +24,7 @@ Paths:
    median tokens/s and passages/s, and each path's ratio to fp32 from this run.
 2. Agreement: cosine of each passage's vector to its fp32 vector (min and median).
 3. With --eval: for each path a library of the whole corpus is built in a temporary folder and
-   every question asked, as `python -m index eval` does (index/evaluate.py's evaluate and summarize),
+   every question asked, as `python -m index eval` does (index/eval/evaluate.py's evaluate and summarize),
    giving answer-recall@1/3/10 and MRR@10. Each path caches its vectors in its own file under
    --cache-dir (default ~/.cache/news-answers-bot/paths), so no path reads another's vectors and a
    rerun is quick.
@@ -62,7 +62,7 @@ class OpenVinoInt8Embedder:
     arithmetic = "openvino-int8"
 
     def __init__(self, base, calibration: Sequence[str]) -> None:
-        from index.openvino_encoder import import_openvino
+        from index.embedding.openvino import import_openvino
 
         openvino = import_openvino()  # first: nncf would otherwise load openvino's usage reporting
         import nncf
@@ -85,7 +85,7 @@ class OpenVinoInt8Embedder:
         self.settings, self.count_tokens, self._encoder = base.settings, base.count_tokens, encoder
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
-        from index.embedding import normalize_rows
+        from index.embedding.embedder import normalize_rows
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -106,7 +106,7 @@ class OnnxInt8Embedder:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from transformers import AutoModel
 
-        from index.embedding import resolve_model
+        from index.embedding.embedder import resolve_model
 
         self.name, self.dimension, self.max_seq_length = base.name, base.dimension, base.max_seq_length
         self.settings = base.settings
@@ -146,7 +146,7 @@ class OnnxInt8Embedder:
         self.export_seconds = time.perf_counter() - started
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
-        from index.embedding import normalize_rows
+        from index.embedding.embedder import normalize_rows
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")  # as sentence-transformers batches
@@ -166,8 +166,8 @@ class OnnxInt8Embedder:
 def sample_passages(corpus: Path, count: int, embedder, last: bool = False) -> list[str]:
     """``count`` passages (embedding inputs) of articles spread over the corpus (``last``: of its last
     articles instead, which the spread sample does not reach first)."""
-    from index.chunking import Chunker, embedding_input
     from index.config import load_settings
+    from index.ingest.chunking import Chunker, embedding_input
 
     chunking = load_settings().chunking
     chunker = Chunker(embedder.count_tokens, chunking.max_tokens, chunking.overlap_tokens, embedder.max_seq_length,
@@ -189,7 +189,7 @@ def sample_passages(corpus: Path, count: int, embedder, last: bool = False) -> l
 
 def recall(dataset: Path, settings, embedder, work: Path, question_limit: int) -> dict[str, float]:
     """Answer-recall of the QA set on a library of the whole corpus built with this embedder."""
-    from index.evaluate import evaluate, load_corpus, load_questions, summarize
+    from index.eval.evaluate import evaluate, load_corpus, load_questions, summarize
     from index.library import Library
 
     drafts = load_corpus(dataset / "corpus.jsonl")
@@ -227,9 +227,9 @@ def main() -> int:
     import torch
 
     from index.config import load_settings
-    from index.embedding import Embedder, cpu_flags
-    from index.embedding_cache import CachedEmbedder
-    from index.openvino_encoder import import_openvino
+    from index.embedding.cache import CachedEmbedder
+    from index.embedding.embedder import Embedder, cpu_flags
+    from index.embedding.openvino import import_openvino
 
     corpus = args.dataset / "corpus.jsonl"
     if not corpus.exists():

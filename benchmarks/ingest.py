@@ -180,8 +180,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from index.config import load_settings
-    from index.embedding import Embedder
-    from index.evaluate import apply_overrides
+    from index.embedding.embedder import Embedder
+    from index.eval.evaluate import apply_overrides
 
     corpus = args.dataset / "corpus.jsonl"
     if not corpus.exists():

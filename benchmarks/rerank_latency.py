@@ -31,8 +31,8 @@ def main() -> int:
 
     from index.config import RerankerSettings, load_settings
     from index.library import Library
-    from index.reranker import load_reranker, passage_input
     from index.samples import sample_paths
+    from index.search.reranker import load_reranker, passage_input
 
     settings = load_settings(environ={})
     with tempfile.TemporaryDirectory() as tmp:

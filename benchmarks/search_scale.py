@@ -47,16 +47,16 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from index.articles import ArticleDraft, content_hash  # noqa: E402
-from index.chunking import split_sentences  # noqa: E402
-from index.config import Settings, load_settings  # noqa: E402
-from index.embedding import Embedder  # noqa: E402
-from index.evaluate import load_corpus, load_questions  # noqa: E402
-from index.library import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE, Library  # noqa: E402
-from index.store import Store  # noqa: E402
-from index.vectors import VectorIndex  # noqa: E402
 from benchmarks.figures import percentile  # noqa: E402
-from tests.bot_runner import resident_mb as process_resident_mb  # noqa: E402
+from index.articles import ArticleDraft, content_hash  # noqa: E402
+from index.config import Settings, load_settings  # noqa: E402
+from index.embedding.embedder import Embedder  # noqa: E402
+from index.eval.evaluate import load_corpus, load_questions  # noqa: E402
+from index.ingest.chunking import split_sentences  # noqa: E402
+from index.library import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE, Library  # noqa: E402
+from index.stores.embedded.store import Store  # noqa: E402
+from index.stores.embedded.vectors import VectorIndex  # noqa: E402
+from tests.support.bot_runner import resident_mb as process_resident_mb  # noqa: E402
 
 PASSAGES_PER_ARTICLE = 20
 SENTENCES_PER_PASSAGE = (4, 8)

@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--wave", type=int, default=50)
     args = parser.parse_args()
 
-    from tests.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, resident_mb, running_bot
+    from tests.support.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, resident_mb, running_bot
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         work = Path(tmp)

@@ -27,7 +27,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,14 +36,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from benchmarks.figures import percentile  # noqa: E402
-from benchmarks.search_scale import (PASSAGES_PER_ARTICLE, build, exact_neighbours, joined,  # noqa: E402
-                                     recall_at_10, settings_for)
+from benchmarks.search_scale import PASSAGES_PER_ARTICLE, build, exact_neighbours, joined, recall_at_10, settings_for  # noqa: E402
 from index.articles import ArticleDraft, content_hash  # noqa: E402
 from index.config import Settings  # noqa: E402
-from index.embedding import Embedder  # noqa: E402
-from index.evaluate import load_questions  # noqa: E402
+from index.embedding.embedder import Embedder  # noqa: E402
+from index.eval.evaluate import load_questions  # noqa: E402
 from index.library import Library  # noqa: E402
-
 
 
 def line(name: str, values: list[float], baseline: list[float] | None = None) -> str:
@@ -174,7 +171,7 @@ def main() -> int:
     server = None
     dsn = args.dsn
     if not dsn:
-        from tests.postgres_server import _start_server
+        from tests.support.postgres_server import _start_server
 
         (args.work / "pg").mkdir(exist_ok=True)
         server = _start_server(args.work / "pg", keep=True, durable=True)

@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from tests.bot_runner import add_sample_articles, ask_under_faults, running_bot
+    from tests.support.bot_runner import add_sample_articles, ask_under_faults, running_bot
 
     with tempfile.TemporaryDirectory(prefix="telegram-faults-") as tmp:
         work = Path(tmp)

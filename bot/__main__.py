@@ -7,13 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-from index.config import ConfigError, Settings, load_settings
-from index.library import Library, LibraryBusy, LibraryUnavailable
+from bot.console import CONSOLE_USER_ID, Console
+from bot.logs import setup_logging
+from bot.service import ChatService
+from index.config import Settings, load_settings
+from index.errors import ConfigError, LibraryBusy, LibraryUnavailable
+from index.library import Library
 from index.samples import sample_paths
-
-from .console import CONSOLE_USER_ID, Console
-from .logs import setup_logging
-from .service import ChatService
 
 log = logging.getLogger("bot")
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             console_settings = settings.replace("bot", admin_ids=(*settings.bot.admin_ids, CONSOLE_USER_ID))
             Console(ChatService(library, console_settings)).run()
             return 0
-        from .app import run
+        from bot.app import run
 
         log.info("library: %d articles in %s", library.count_articles(), library.location)
         run(settings, token, ChatService(library, settings))

@@ -7,19 +7,17 @@ import logging
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
-from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
-                          MessageHandler, filters)
+from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.handlers.admin import on_add, on_document, on_list, on_remove, on_stats
+from bot.handlers.buttons import on_button
+from bot.handlers.errors import on_error
+from bot.handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
+from bot.handlers.info import on_help
+from bot.handlers.questions import on_question
+from bot.retries import RetryingRateLimiter
+from bot.service import ChatService
 from index.config import Settings
-
-from .handlers.admin import on_add, on_document, on_list, on_remove, on_stats
-from .handlers.buttons import on_button
-from .handlers.errors import on_error
-from .handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
-from .handlers.info import on_help
-from .handlers.questions import on_question
-from .retries import RetryingRateLimiter
-from .service import ChatService
 
 log = logging.getLogger(__name__)
 PUBLIC_COMMANDS = [BotCommand("help", "What I know and how to ask"), BotCommand("start", "Start here")]

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .service import Button, ChatService, Reply, add_summary_html, parse_add_arguments
+from bot.service import Button, ChatService, Reply, add_summary_html, parse_add_arguments
 
 CONSOLE_CHAT_ID = 0
 CONSOLE_USER_ID = 0  # the person at the terminal is the library's admin

@@ -7,8 +7,8 @@ from html import escape
 from typing import Sequence
 
 from index.articles import Article
-from index.feeds import Feed
-from index.search import Hit
+from index.ingest.feeds import Feed
+from index.search.hybrid import Hit
 
 MAX_MESSAGE_CHARS = 4096
 # Room kept free in each message for safety with multi-unit characters.

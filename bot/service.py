@@ -12,15 +12,14 @@ from datetime import datetime
 from html import escape
 from typing import AsyncIterator, Sequence
 
+from bot import render
 from index.config import Settings
-from index.extract import IngestError
-from index.feeds import FeedPoller, PollReport
-from index.fetch import fetch
+from index.errors import IngestError
+from index.ingest.feeds import FeedPoller, PollReport
+from index.ingest.fetch import fetch
 from index.library import AddResult, Library
-from index.search import Answer
-
-from . import render
-from .results import ResultStore, results_for
+from index.search.hybrid import Answer
+from index.stores.results import ResultStore, results_for
 
 MAX_QUESTION_CHARS = 1000
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)

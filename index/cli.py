@@ -9,12 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .articles import parse_date
-from .config import LIBRARY_STORES, ConfigError, Settings, load_settings
-from .extract import IngestError
-from .feeds import Feed, FeedPoller, PollReport
-from .library import AddResult, Library, LibraryBusy, LibraryUnavailable
-from .samples import sample_paths
+from index.articles import parse_date
+from index.config import LIBRARY_STORES, Settings, load_settings
+from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
+from index.ingest.feeds import Feed, FeedPoller, PollReport
+from index.library import AddResult, Library
+from index.samples import sample_paths
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="also ask the specific questions with their answers removed from the corpus, and "
                                "show how the refusal threshold trades precision against wrong refusals")
     train = commands.add_parser("train-reranker", help="fine-tune the cross-encoder reranker on SQuAD (slow)")
-    from .train_reranker import add_arguments
+    from index.search.train_reranker import add_arguments
 
     add_arguments(train)
     return parser
@@ -253,7 +253,7 @@ def _cmd_feed(library: Library, args: argparse.Namespace) -> int:
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        from .transfer import TransferError, TransferMismatch, migrate
+        from index.stores.transfer import TransferError, TransferMismatch, migrate
     except ImportError as exc:  # psycopg is the optional "postgres" extra
         print(f"error: PostgreSQL support is not installed ({exc}): pip install -e '.[postgres]'", file=sys.stderr)
         return 2
@@ -283,13 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_dir:
             settings = settings.replace("library", data_dir=args.data_dir.resolve())
         if args.command == "eval":
-            from .evaluate import run_eval
+            from index.eval.evaluate import run_eval
 
             return run_eval(settings, args)
         if args.command == "migrate":
             return _cmd_migrate(settings, args)
         if args.command == "train-reranker":
-            from .train_reranker import run
+            from index.search.train_reranker import run
 
             return run(args)
         with Library(settings, reranker=args.command == "search") as library:

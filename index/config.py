@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from index.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.toml"
 ENV_PREFIX = "NEWSBOT_"
@@ -19,10 +21,6 @@ ENV_ALIASES = {
     "TELEGRAM_API_BASE_URL": ("bot", "api_base_url"),
     "NEWSBOT_POSTGRES_DSN": ("postgres", "dsn"),
 }
-
-
-class ConfigError(ValueError):
-    """A config file or environment value that cannot be used."""
 
 
 LIBRARY_STORES = ("embedded", "postgres")
@@ -52,7 +50,7 @@ class PostgresSettings:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 400
-    # Answers kept for the "More passages" and "Sources" buttons (bot/pg_results.py).
+    # Answers kept for the "More passages" and "Sources" buttons (index/stores/postgres/results.py).
     result_ttl_hours: float = 48.0
     result_max_per_chat: int = 100
 

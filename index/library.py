@@ -1,6 +1,6 @@
 """The article library: add, remove, list and search articles, in the store ``library.store`` names.
 
-The store (index/backends.py) is chosen once, when the library opens: ``embedded`` (SQLite and a
+The store (index/stores/backends.py) is chosen once, when the library opens: ``embedded`` (SQLite and a
 FAISS file in the data directory, for one machine) or ``postgres`` (one PostgreSQL database with
 pgvector that several bot replicas share). Either way each change is one transaction, writers hold a
 lock that other processes (and, on PostgreSQL, other machines) wait for, up to
@@ -23,17 +23,17 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .articles import Article, ArticleDraft, content_hash, identity_key
-from .backends import (DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE,  # noqa: F401
-                       LibraryBusy, LibraryUnavailable, open_backend)
-from .chunking import Chunker, embedding_input
-from .config import Settings
-from .embedding import Embedder
-from .extract import SUPPORTED_SUFFIXES, IngestError, from_bytes_named, from_plain_text
-from .fetch import Download, fetch
-from .near_duplicates import NearDuplicateIndex, signature
-from .reranker import Reranker, load_reranker
-from .search import Answer, HybridSearcher
+from index.articles import Article, ArticleDraft, content_hash, identity_key
+from index.config import Settings
+from index.embedding.embedder import Embedder
+from index.errors import IngestError, LibraryBusy
+from index.ingest.chunking import Chunker, embedding_input
+from index.ingest.extract import SUPPORTED_SUFFIXES, from_bytes_named, from_plain_text
+from index.ingest.fetch import Download, fetch
+from index.ingest.near_duplicates import NearDuplicateIndex, signature
+from index.search.hybrid import Answer, HybridSearcher
+from index.search.reranker import Reranker, load_reranker
+from index.stores.backends import open_backend
 
 log = logging.getLogger(__name__)
 

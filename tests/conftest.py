@@ -17,17 +17,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from index.config import Settings, load_settings  # noqa: E402
-from index.embedding import Embedder  # noqa: E402
+from index.embedding.embedder import Embedder  # noqa: E402
 from index.library import Library  # noqa: E402
 from index.samples import sample_paths  # noqa: E402
-from tests.helpers import run_cli, write_squad_like  # noqa: E402
-from tests.web_pages import site  # noqa: E402,F401 - fixture
+from tests.support.helpers import run_cli, write_squad_like  # noqa: E402
+from tests.support.web_pages import site  # noqa: E402,F401 - fixture
 
 if TYPE_CHECKING:  # imported by pytest as the plugin below (importing it here first would skip its assert rewriting)
-    from tests.postgres_server import TestPostgres
+    from tests.support.postgres_server import TestPostgres
 
 # A throwaway PostgreSQL with pgvector (postgres_server, postgres_dsn), started once per session.
-pytest_plugins = ["tests.postgres_server"]
+pytest_plugins = ["tests.support.postgres_server"]
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from index.config import ConfigError, load_settings
+from index.config import load_settings
+from index.errors import ConfigError
 
 
 def test_defaults_come_from_config_toml() -> None:

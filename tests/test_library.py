@@ -16,15 +16,14 @@ import numpy as np
 import psycopg
 import pytest
 
-from index.config import ConfigError, Settings
-from index.embedding import Embedder
-from index.extract import IngestError
-from index import keywords
-from index.keywords import KeywordIndex
-from index.library import (DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, Library, LibraryBusy,
-                           LibraryUnavailable)
-from index.pg_store import WRITER_LOCK
-from tests.helpers import run_cli
+from index.config import Settings
+from index.embedding.embedder import Embedder
+from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
+from index.library import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, Library
+from index.stores.embedded import keywords
+from index.stores.embedded.keywords import KeywordIndex
+from index.stores.postgres.store import WRITER_LOCK
+from tests.support.helpers import run_cli
 
 PROJECT = Path(__file__).resolve().parent.parent
 BODY = ("The city council approved a new budget for public libraries on Tuesday evening. "
@@ -266,7 +265,7 @@ def test_crash_between_sqlite_commit_and_index_write_is_repaired(embedded_settin
         sys.path.insert(0, {str(PROJECT)!r})
         from index.config import load_settings
         from index.library import Library
-        from index.vectors import VectorIndex
+        from index.stores.embedded.vectors import VectorIndex
         settings = load_settings(environ={{"NEWSBOT_DATA_DIR": {str(data_dir)!r}}})
         lib = Library(settings)
         VectorIndex.save = lambda self, path: os._exit(9)  # die after the SQLite commit

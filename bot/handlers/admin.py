@@ -11,8 +11,8 @@ from telegram.constants import ChatAction, MessageEntityType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from ..service import REFUSAL, ChatService, Reply, add_summary_html, parse_add_arguments
-from ..telegram_io import edit_reply, send_replies, service_of, show_action
+from bot.service import REFUSAL, ChatService, Reply, add_summary_html, parse_add_arguments
+from bot.telegram_io import edit_reply, send_replies, service_of, show_action
 
 HandlerCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 

@@ -7,8 +7,8 @@ import asyncio
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from ..service import REFUSAL
-from ..telegram_io import edit_reply, send_replies, service_of
+from bot.service import REFUSAL
+from bot.telegram_io import edit_reply, send_replies, service_of
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

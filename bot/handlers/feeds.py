@@ -8,8 +8,8 @@ from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import ContextTypes
 
-from ..telegram_io import send_replies, service_of, show_action
-from .admin import admin_command, added_by, command_argument, refuse_unless_admin
+from bot.handlers.admin import added_by, admin_command, command_argument, refuse_unless_admin
+from bot.telegram_io import send_replies, service_of, show_action
 
 log = logging.getLogger(__name__)
 

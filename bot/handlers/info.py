@@ -7,7 +7,7 @@ import asyncio
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from ..telegram_io import send_replies, service_of
+from bot.telegram_io import send_replies, service_of
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -9,7 +9,7 @@ from telegram import Message, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.ext import ContextTypes
 
-from ..telegram_io import send_replies, service_of, show_action
+from bot.telegram_io import send_replies, service_of, show_action
 
 
 def question_text(message: Message, bot_id: int, bot_username: str) -> str | None:

@@ -1,0 +1,1 @@
+"""Measuring answers: answer-recall on a question set."""

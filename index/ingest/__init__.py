@@ -1,0 +1,1 @@
+"""Reading articles: files and pages, downloads behind the address guard, passages, near-duplicates, feeds."""

@@ -1,0 +1,1 @@
+"""Finding the passages that answer: hybrid retrieval, fusion, the optional reranker and its training."""

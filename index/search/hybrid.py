@@ -1,0 +1,251 @@
+"""Hybrid search: dense (FAISS or pgvector) and keyword (BM25 from postings lists, or PostgreSQL full-text)
+candidates fused by reciprocal rank, a soft recency prior, near-duplicate removal, a cross-encoder
+reranking the best candidates (its rank fused in as one more list), the best-answering sentence of
+each passage, and the refusal rule."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.articles import Article
+from index.config import RerankerSettings, SearchSettings
+from index.embedding.embedder import Embedder
+from index.errors import ConfigError
+from index.ingest.chunking import split_sentences
+from index.search.reranker import Reranker, passage_input
+from index.stores.embedded.store import Store, query_words
+from index.stores.embedded.vectors import VectorIndex
+
+if TYPE_CHECKING:  # the server store's modules need the optional psycopg
+    from index.stores.backends import KeywordSearch
+    from index.stores.postgres.store import PostgresStore
+    from index.stores.postgres.vectors import PgVectorIndex
+
+_WORDS = re.compile(r"\w+", re.UNICODE)
+FUSIONS = ("rank", "probability")  # how the reranker's judgement joins the fused score
+# Share of the recency bonus given to an article whose date is unknown.
+UNDATED_RECENCY_SHARE = 0.5
+# Sentences embedded together when the best ones are marked: a few dozen short sentences padded to the
+# longest of all cost 1.6x what batches of 8 (each padded to its own longest, sorted by length) cost.
+SENTENCE_BATCH = 8
+# Candidates whose vectors are read at once (at least) when near-duplicates are dropped.
+DEDUP_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage with its article and why it ranked."""
+
+    passage_id: int
+    article: Article
+    text: str
+    start: int
+    end: int
+    score: float
+    dense_score: float
+    dense_rank: int | None
+    lexical_rank: int | None
+    best_sentence: tuple[int, int] | None = None  # span within ``text``
+    rerank_score: float | None = None  # the cross-encoder's probability that the passage answers
+
+    @property
+    def best_sentence_text(self) -> str | None:
+        return self.text[self.best_sentence[0]:self.best_sentence[1]] if self.best_sentence else None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Ranked passages for a question, and whether they are good enough to answer it."""
+
+    question: str
+    hits: list[Hit] = field(default_factory=list)
+    answered: bool = False
+    query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def closest(self) -> Article | None:
+        """The article nearest to the question, also when the question is not answered."""
+        return self.hits[0].article if self.hits else None
+
+
+def recency_bonus(published: date | None, now: date, weight: float, days: float) -> float:
+    """Soft preference for recent articles: full weight today, fading with age; nothing for later dates."""
+    if weight <= 0:
+        return 0.0
+    if published is None:
+        return weight * UNDATED_RECENCY_SHARE
+    age = (now - published).days
+    if age < 0:
+        return 0.0
+    return weight * math.exp(-age / days)
+
+
+class HybridSearcher:
+    """Strategy fixed at construction: which store, vectors, models and weights to use. Without a
+    reranker (file missing or switched off) the fused ranking stands and the cosine rule refuses."""
+
+    def __init__(self, store: "Store | PostgresStore", vectors: "VectorIndex | PgVectorIndex",
+                 keywords: "KeywordSearch", embedder: Embedder, settings: SearchSettings,
+                 reranker: Reranker | None = None, rerank_settings: RerankerSettings | None = None) -> None:
+        self.store = store
+        self.vectors = vectors
+        self.keywords = keywords
+        self.embedder = embedder
+        self.settings = settings
+        self.rerank_settings = rerank_settings or RerankerSettings()
+        if self.rerank_settings.fusion not in FUSIONS:
+            raise ConfigError(f"[reranker] fusion must be one of {', '.join(FUSIONS)}, "
+                              f"not {self.rerank_settings.fusion!r}")
+        self.reranker = reranker if self.rerank_settings.candidates > 0 else None
+
+    @property
+    def refusal_threshold(self) -> float | None:
+        """The reranker probability below which a question counts as not answered (None: no reranker)."""
+        if self.reranker is None:
+            return None
+        configured = self.rerank_settings.min_probability
+        return configured if configured >= 0 else self.reranker.info.threshold
+
+    def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
+               limit: int | None = None, mark: int | None = None) -> Answer:
+        """The best ``limit`` passages (default 3·k) for the question, best first; the first ``mark``
+        (default k) have their best sentence marked, the others when they are shown (``mark_hits``)."""
+        s = self.settings
+        k = k or s.k
+        limit = limit or 3 * k
+        question = question.strip()
+        if not question:
+            return Answer(question)
+        today = now.date() if isinstance(now, datetime) else (now or datetime.now(timezone.utc).date())
+        query_vector = self.embedder.embed_one(question)
+        dense = self.vectors.search(query_vector, s.candidates)
+        # (Running this on a second thread while the question is embedded was slower on 2 cores: it
+        # stalls torch's threads, which wait for each other.)
+        lexical = self.keywords.lexical_search(question, s.candidates)
+        dense_rank = {pid: rank for rank, (pid, _) in enumerate(dense, 1)}
+        lexical_rank = {pid: rank for rank, (pid, _) in enumerate(lexical, 1)}
+        candidates = list(dict.fromkeys([pid for pid, _ in dense] + [pid for pid, _ in lexical]))
+        if not candidates:
+            return Answer(question)
+        # Ranking needs each candidate's article and date only; texts are read for the passages kept.
+        origins = self.store.passage_origins(candidates)
+
+        scored: list[tuple[float, int]] = []
+        for pid in candidates:
+            origin = origins.get(pid)
+            if origin is None:
+                continue  # removed by another process since the indexes were loaded
+            score = 0.0
+            if pid in dense_rank:
+                score += s.dense_weight / (s.rrf_k + dense_rank[pid])
+            if pid in lexical_rank:
+                score += s.lexical_weight / (s.rrf_k + lexical_rank[pid])
+            score += recency_bonus(origin.published, today, s.recency_weight, s.recency_days)
+            scored.append((score, pid))
+        scored.sort(key=lambda item: -item[0])
+
+        score_of = {pid: score for score, pid in scored}
+        reranked = self.rerank_settings.candidates if self.reranker is not None else 0
+        chosen, vectors = self._drop_near_duplicates([pid for _, pid in scored], max(limit, reranked))
+        rows = self.store.get_passages(chosen)
+        articles = self.store.get_articles([row.article_id for row in rows.values()])
+        chosen = [pid for pid in chosen if pid in rows and rows[pid].article_id in articles]
+        probability: dict[int, float] = {}
+        if reranked:
+            head = chosen[:reranked]
+            scores = self.reranker.score(question, [passage_input(articles[rows[pid].article_id].title, rows[pid].text)
+                                                    for pid in head])
+            by_probability = self.rerank_settings.fusion == "probability"
+            for rank, index in enumerate(np.argsort(-scores, kind="stable"), 1):
+                pid = head[index]
+                probability[pid] = float(scores[index])
+                score_of[pid] += self.rerank_settings.weight * (
+                    probability[pid] if by_probability else 1.0 / (s.rrf_k + rank))
+            chosen.sort(key=lambda pid: -score_of[pid])
+        chosen = chosen[:limit]
+        cosines = [float(vectors[pid] @ query_vector) for pid in chosen]
+        hits = [
+            Hit(passage_id=pid, article=articles[rows[pid].article_id], text=rows[pid].text, start=rows[pid].start,
+                end=rows[pid].end, score=score_of[pid], dense_score=float(cos), dense_rank=dense_rank.get(pid),
+                lexical_rank=lexical_rank.get(pid), rerank_score=probability.get(pid))
+            for pid, cos in zip(chosen, cosines)
+        ]
+        answer = Answer(question, hits, self._answers(hits[:k]), query_vector)
+        return self.mark_hits(answer, 0, k if mark is None else mark)
+
+    def _answers(self, first_page: list[Hit]) -> bool:
+        """The refusal rule: the reranker's calibrated probability when it ran, else cosine similarity."""
+        if not first_page:
+            return False
+        threshold = self.refusal_threshold
+        probabilities = [hit.rerank_score for hit in first_page if hit.rerank_score is not None]
+        if threshold is not None and probabilities:
+            return max(probabilities) >= threshold
+        return max(hit.dense_score for hit in first_page) >= self.settings.min_dense_score
+
+    def mark_hits(self, answer: Answer, start: int, stop: int) -> Answer:
+        """The answer with the best sentences of ``hits[start:stop]`` marked."""
+        todo = [i for i in range(start, min(stop, len(answer.hits))) if answer.hits[i].best_sentence is None]
+        if not todo or answer.query_vector is None:
+            return answer
+        marked = self.mark_best_sentences(answer.question, answer.query_vector, [answer.hits[i] for i in todo])
+        hits = list(answer.hits)
+        for i, hit in zip(todo, marked):
+            hits[i] = hit
+        return replace(answer, hits=hits)
+
+    def _drop_near_duplicates(self, ranked: list[int], limit: int) -> tuple[list[int], dict[int, np.ndarray]]:
+        """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets):
+        the first ``limit`` kept, with their vectors. The vectors are read a batch at a time (one query
+        on PostgreSQL), usually once; a passage without one (removed meanwhile) is left out."""
+        kept: list[int] = []
+        kept_vectors: dict[int, np.ndarray] = {}
+        batch = max(2 * limit, DEDUP_BATCH)
+        for first in range(0, len(ranked), batch):
+            found = self.vectors.lookup(ranked[first:first + batch])
+            for pid in ranked[first:first + batch]:
+                vector = found.get(pid)
+                if vector is None or any(float(vector @ other) >= self.settings.dedup_similarity
+                                         for other in kept_vectors.values()):
+                    continue
+                kept.append(pid)
+                kept_vectors[pid] = vector
+                if len(kept) >= limit:
+                    return kept, kept_vectors
+        return kept, kept_vectors
+
+    def mark_best_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Hit]:
+        """Set each hit's best sentence: closest in meaning to the question, helped by shared keywords and,
+        with ``reranker.mark_sentences``, by the reranker's probability that the sentence answers."""
+        if not hits:
+            return hits
+        spans_per_hit = [split_sentences(hit.text) for hit in hits]
+        sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
+        vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)
+        if self.reranker is not None and self.rerank_settings.mark_sentences:
+            titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
+            readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
+        else:
+            readings = np.zeros(len(sentences), dtype=np.float32)
+        keywords = set(query_words(question))
+        marked: list[Hit] = []
+        offset = 0
+        for hit, spans in zip(hits, spans_per_hit):
+            best, best_score = None, -math.inf
+            for i, span in enumerate(spans):
+                words = set(_WORDS.findall(hit.text[span.start:span.end].casefold()))
+                overlap = len(words & keywords) / max(1, len(keywords))
+                score = (float(vectors[offset + i] @ query_vector) + self.settings.sentence_keyword_weight * overlap
+                         + float(readings[offset + i]))
+                if score > best_score:
+                    best, best_score = (span.start, span.end), score
+            offset += len(spans)
+            marked.append(replace(hit, best_sentence=best))
+        return marked
+

@@ -1,0 +1,1 @@
+"""The embedded store: SQLite, a FAISS file and memory-mapped keyword postings in a data directory."""

@@ -1,0 +1,1 @@
+"""The server store: one PostgreSQL database with pgvector, shared by every bot replica."""

@@ -1,0 +1,477 @@
+"""PostgreSQL with pgvector: the server store, with the embedded Store's methods and meaning.
+
+Articles, passages with their vectors (``vector(N)``, HNSW-indexed: see index/stores/postgres/vectors.py), a full-text
+column for the keyword search, feeds and meta live in one database that several processes share
+through psycopg connection pools. Rows read like sqlite3.Row, and ``query``/``transaction`` take the
+SQLite-style ``?`` SQL that index/ingest/feeds.py writes."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from index.articles import Article, ArticleDraft, parse_date
+from index.stores.embedded.store import PassageOrigin, PassageRow, article_fields, query_words
+from index.stores.postgres import migrations as pg_migrations
+from index.stores.postgres.rows import Row, placeholders, row_factory
+
+# The text search configuration of passages.lexemes (migration 0001).
+TEXT_CONFIG = "newsbot_english"
+# Passages read per statement when many are asked for at once.
+READ_BATCH = 10_000
+# Below this many passages (by the planner's estimate) the keyword search counts them exactly.
+ESTIMATE_FROM = 10_000
+# pg_advisory_lock key held by the library's writers ("newswri" in ASCII; migrations take SCHEMA_LOCK).
+WRITER_LOCK = 0x6E657773777269
+
+
+class PgTransaction:
+    """One transaction's connection, taking SQLite-style SQL (``?`` placeholders) like sqlite3's."""
+
+    def __init__(self, connection: psycopg.Connection[Row]) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
+        return self.connection.execute(_translated(sql), tuple(params))
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> psycopg.Cursor[Row]:
+        cursor = self.connection.cursor()
+        cursor.executemany(_translated(sql), [tuple(p) for p in params])
+        return cursor
+
+
+@lru_cache(maxsize=512)
+def _translated(sql: str) -> str:
+    return placeholders(sql)
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    """Each pooled connection: vectors as pgvector values, rows like sqlite3.Row."""
+    register_vector(connection)
+    connection.row_factory = row_factory
+    connection.commit()  # register_vector's look-ups opened a transaction
+
+
+def as_vector(vector: np.ndarray) -> np.ndarray:
+    """A float32 vector as pgvector's adapter sends it."""
+    return np.ascontiguousarray(vector, dtype=np.float32)
+
+
+def as_ids(passage_ids: Sequence[int] | np.ndarray) -> list[int]:
+    """Plain ints (a numpy array would be sent as a vector)."""
+    return [int(i) for i in passage_ids]
+
+
+class PostgresStore:
+    """One PostgreSQL database shared by every process; every change is one transaction."""
+
+    def __init__(self, dsn: str, dimension: int, *, min_connections: int = 1, max_connections: int = 8,
+                 hnsw_m: int = 16, hnsw_ef_construction: int = 64, connect_timeout: float = 30.0) -> None:
+        """Bring the schema up to date (migrations, then the vector column of ``dimension``) and open a pool."""
+        self.dsn = dsn
+        self.dimension = dimension
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout))) as connection:
+            pg_migrations.migrate(connection)
+            pg_migrations.ensure_vector_column(connection, dimension, m=hnsw_m, ef_construction=hnsw_ef_construction)
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            dsn, min_size=min_connections, max_size=max_connections, configure=_configure,
+            timeout=connect_timeout, open=False, name="newsbot")
+        self.pool.open(wait=True, timeout=connect_timeout)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Row]]:
+        """A pooled connection; what it did is committed when the block ends (rolled back on error)."""
+        with self.pool.connection() as connection:
+            yield connection
+
+    @contextmanager
+    def writing(self) -> Iterator[psycopg.Connection[Row]]:
+        """A write transaction (psycopg ``%s`` SQL) that also moves ``data_version`` on."""
+        with self.pool.connection() as connection, connection.transaction():
+            yield connection
+            self.mark_changed(connection)
+
+    @staticmethod
+    def mark_changed(connection: psycopg.Connection[Any]) -> None:
+        """Bump the change counter inside the caller's transaction (taken last: it serialises writers)."""
+        connection.execute("UPDATE data_version SET version = version + 1")
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgTransaction]:
+        """BEGIN ... COMMIT on one connection, rolled back on any error; SQL as for sqlite3 (``?``)."""
+        with self.writing() as connection:
+            yield PgTransaction(connection)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one SQLite-style (``?``) statement."""
+        with self.connection() as connection:
+            return connection.execute(_translated(sql), tuple(params)).fetchall()
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one psycopg-style (``%s``) statement."""
+        with self.connection() as connection:
+            return connection.execute(sql, tuple(params)).fetchall()
+
+    # -- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self.select("SELECT value FROM meta WHERE key = %s", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str, db: PgTransaction | None = None) -> None:
+        sql = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        if db is not None:
+            db.execute(sql, (key, value))
+        else:
+            with self.transaction() as tx:
+                tx.execute(sql, (key, value))
+
+    def data_version(self) -> int:
+        """Changes whenever a write transaction commits, in this process or any other."""
+        return int(self.select("SELECT version FROM data_version")[0][0])
+
+    # -- articles -----------------------------------------------------------------------------------
+    def find_by_identity(self, identity: str) -> Row | None:
+        rows = self.select("SELECT id, content_hash FROM articles WHERE identity = %s", (identity,))
+        return rows[0] if rows else None
+
+    def find_alias(self, identity: str) -> int | None:
+        rows = self.select("SELECT article_id FROM article_aliases WHERE identity = %s", (identity,))
+        return int(rows[0][0]) if rows else None
+
+    def add_alias(self, identity: str, article_id: int) -> None:
+        with self.writing() as connection:
+            connection.execute("INSERT INTO article_aliases(identity, article_id) VALUES (%s, %s)"
+                               " ON CONFLICT (identity) DO UPDATE SET article_id = excluded.article_id",
+                               (identity, article_id))
+
+    def signatures(self) -> list[tuple[int, np.ndarray]]:
+        """Every article's near-duplicate signature."""
+        rows = self.select("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
+        return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
+
+    def find_by_hash(self, digest: str) -> int | None:
+        rows = self.select("SELECT id FROM articles WHERE content_hash = %s LIMIT 1", (digest,))
+        return int(rows[0]["id"]) if rows else None
+
+    def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
+                     spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
+                     minhash: np.ndarray | None = None,
+                     replace_id: int | None = None) -> tuple[int, list[int], list[int]]:
+        """Insert (or replace) an article with its passages in one transaction.
+
+        Returns the article id, the new passage ids and the passage ids that were removed."""
+        fields = article_fields(draft, identity, digest, added_by, minhash)
+        with self.writing() as db:
+            removed: list[int] = []
+            if replace_id is not None:
+                removed = sorted(int(r[0]) for r in db.execute(
+                    "DELETE FROM passages WHERE article_id = %s RETURNING id", (replace_id,)))
+                db.execute("UPDATE articles SET identity=%s, content_hash=%s, title=%s, text=%s, url=%s, published=%s,"
+                           " source=%s, author=%s, added_by=%s, added_at=%s, minhash=%s WHERE id = %s",
+                           (*fields, replace_id))
+                article_id = replace_id
+            else:
+                row = db.execute(
+                    "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
+                    " added_by, added_at, minhash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    fields).fetchone()
+                article_id = int(row[0])
+            rows = [(article_id, ordinal, start, end, body, as_vector(vector))
+                    for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors))]
+            passage_ids: list[int] = []
+            if rows:
+                cursor = db.cursor()
+                cursor.executemany('INSERT INTO passages(article_id, ordinal, start, "end", body, vector)'
+                                   " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id", rows, returning=True)
+                passage_ids = [int(result.fetchone()[0]) for result in cursor.results()]
+        return article_id, passage_ids, removed
+
+    def delete_article(self, article_id: int) -> list[int]:
+        """Delete an article and its passages; returns the removed passage ids."""
+        with self.writing() as db:
+            removed = sorted(int(r[0]) for r in db.execute(
+                "DELETE FROM passages WHERE article_id = %s RETURNING id", (article_id,)))
+            db.execute("DELETE FROM articles WHERE id = %s", (article_id,))
+        return removed
+
+    def get_article(self, article_id: int) -> Article | None:
+        rows = self.select(
+            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
+            " FROM articles a WHERE a.id = %s", (article_id,))
+        return _article(rows[0]) if rows else None
+
+    def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
+        ids = list(dict.fromkeys(int(i) for i in article_ids))
+        if not ids:
+            return {}
+        rows = self.select("SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id = ANY(%s::bigint[])", (ids,))
+        return {int(row["id"]): _article(row) for row in rows}
+
+    def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
+        """Articles newest first (by publication date, then by when they were added)."""
+        rows = self.select(
+            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
+            " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
+            " LIMIT %s OFFSET %s", (limit, offset))
+        return [_article(row) for row in rows]
+
+    def count_articles(self) -> int:
+        return int(self.select("SELECT COUNT(*) FROM articles")[0][0])
+
+    def count_passages(self) -> int:
+        return int(self.select("SELECT COUNT(*) FROM passages")[0][0])
+
+    def newest_date(self) -> str | None:
+        rows = self.select("SELECT MAX(published) FROM articles")
+        return rows[0][0] if rows else None
+
+    # -- passages and vectors -------------------------------------------------------------------------
+    def passage_ids(self) -> np.ndarray:
+        rows = self.select("SELECT id FROM passages ORDER BY id")
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def vectors(self, passage_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Stored vectors for these passages: (ids with a vector, their vectors, ids lacking one)."""
+        found_ids: list[int] = []
+        found: list[np.ndarray] = []
+        missing: list[int] = []
+        ids = as_ids(passage_ids)
+        with self.connection() as connection:
+            for first in range(0, len(ids), READ_BATCH):
+                cursor = connection.cursor(binary=True)
+                cursor.execute("SELECT id, vector FROM passages WHERE id = ANY(%s::bigint[]) ORDER BY id",
+                               (ids[first:first + READ_BATCH],))
+                for passage_id, vector in cursor:
+                    if vector is not None and vector.dimensions() == dimension:
+                        found_ids.append(int(passage_id))
+                        found.append(vector.to_numpy())
+                    else:
+                        missing.append(int(passage_id))
+        matrix = np.vstack(found).astype(np.float32, copy=False) if found \
+            else np.zeros((0, dimension), dtype=np.float32)
+        return np.array(found_ids, dtype=np.int64), matrix, missing
+
+    def passage_bodies(self, passage_ids: Sequence[int]) -> dict[int, str]:
+        ids = as_ids(passage_ids)
+        bodies: dict[int, str] = {}
+        for first in range(0, len(ids), READ_BATCH):
+            for row in self.select("SELECT id, body FROM passages WHERE id = ANY(%s::bigint[])",
+                                  (ids[first:first + READ_BATCH],)):
+                bodies[int(row["id"])] = row["body"]
+        return bodies
+
+    def set_vectors(self, passage_ids: Sequence[int], vectors: np.ndarray) -> None:
+        with self.writing() as db:
+            db.cursor().executemany("UPDATE passages SET vector = %s WHERE id = %s",
+                                    [(as_vector(v), int(i)) for i, v in zip(passage_ids, vectors)])
+
+    def clear_vectors(self) -> None:
+        with self.writing() as db:
+            db.execute("UPDATE passages SET vector = NULL WHERE vector IS NOT NULL")
+
+    def passages_without_vector(self, limit: int) -> list[int]:
+        """Ids of up to ``limit`` passages that have no vector (a partial index finds them), lowest first."""
+        rows = self.select("SELECT id FROM passages WHERE vector IS NULL ORDER BY id LIMIT %s", (limit,))
+        return [int(row[0]) for row in rows]
+
+    def count_passages_without_vector(self) -> int:
+        return int(self.select("SELECT count(*) FROM passages WHERE vector IS NULL")[0][0])
+
+    def get_passages(self, passage_ids: Sequence[int]) -> dict[int, PassageRow]:
+        ids = as_ids(passage_ids)
+        if not ids:
+            return {}
+        rows = self.select(
+            'SELECT p.id, p.article_id, p.ordinal, p.start, p."end",'
+            ' substr(a.text, p.start + 1, p."end" - p.start) AS text'
+            " FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id = ANY(%s::bigint[])", (ids,))
+        return {int(r["id"]): PassageRow(int(r["id"]), int(r["article_id"]), int(r["ordinal"]), int(r["start"]),
+                                         int(r["end"]), r["text"]) for r in rows}
+
+    def passage_origins(self, passage_ids: Sequence[int]) -> dict[int, PassageOrigin]:
+        """Each passage's article and its date (an article's text is TOASTed apart, so it is not read)."""
+        ids = as_ids(passage_ids)
+        if not ids:
+            return {}
+        rows = self.select("SELECT p.id, p.article_id, a.published FROM passages p JOIN articles a"
+                           " ON a.id = p.article_id WHERE p.id = ANY(%s::bigint[])", (ids,))
+        return {int(r["id"]): PassageOrigin(int(r["article_id"]), parse_date(r["published"])) for r in rows}
+
+    # -- keyword search -------------------------------------------------------------------------------
+    def lexical_search(self, question: str, limit: int, budget: int = 0) -> list[tuple[int, float]]:
+        """Full-text search over passage bodies: (passage id, score where higher is better), best first.
+
+        Each of the question's words scores ``ts_rank`` (term frequency, saturating, and passage length)
+        weighted by its BM25 inverse document frequency, so rare words count more, as in BM25. With a
+        ``budget``, as in Store.lexical_search, only the rarest words whose matches add up to at most
+        ``budget`` passages decide which passages are ranked (through the GIN index), and every word of
+        the question still adds to their scores; when even the rarest matches more, passages must hold
+        every word. A collection of no more passages than the budget is ranked whole."""
+        words = query_words(question)
+        if not words:
+            return []
+        with self.connection() as connection:
+            total = self._passage_total(connection)
+            within = budget > 0 and total > budget
+            if within:
+                # Counting a common word's matches means reading a large share of the table, so the
+                # planner's statistics (its most common lexemes) tell which words are common, and only
+                # the others are counted, through the GIN index, up to the budget.
+                estimates = {word: self._estimated_matches(connection, word) for word in words}
+                counted = self._count_matches(connection, [w for w in words if estimates[w] <= budget], budget + 1)
+                counts = {word: counted.get(word, min(total, max(budget + 1, estimates[word]))) for word in words}
+            else:
+                counts = self._count_matches(connection, words, None)
+            counts = {word: count for word, count in counts.items() if count > 0}
+            if not counts:
+                return []
+            total = max(total, *counts.values())
+            chosen, operator = _within(counts, budget) if within else (list(counts), "||")
+            scored = list(counts)
+            weights = [math.log(1 + (total - counts[w] + 0.5) / (counts[w] + 0.5)) for w in scored]
+            query = f"plainto_tsquery('{TEXT_CONFIG}', %s)"
+            score = " + ".join(f"%s * ts_rank(lexemes, {query}, 1)" for _ in scored)
+            match = f" {operator} ".join(query for _ in chosen)
+            rows = connection.execute(
+                f"SELECT id, {score} AS score FROM passages WHERE lexemes @@ ({match})"
+                " ORDER BY score DESC, id LIMIT %s",
+                (*[v for pair in zip(weights, scored) for v in pair], *chosen, limit)).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    @staticmethod
+    def _count_matches(connection: psycopg.Connection[Row], words: list[str], cap: int | None) -> dict[str, int]:
+        """Passages holding each word, counted up to ``cap`` (None: all)."""
+        if not words:
+            return {}
+        return {word: int(count) for word, count in connection.execute(
+            "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM passages p"
+            f" WHERE p.lexemes @@ plainto_tsquery('{TEXT_CONFIG}', w) LIMIT %s) s)"
+            " FROM unnest(%s::text[]) AS w", (cap, words))}
+
+    @staticmethod
+    def _estimated_matches(connection: psycopg.Connection[Row], word: str) -> int:
+        """Passages holding ``word`` by the planner's estimate (its statistics of common lexemes): no counting."""
+        plan = connection.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM passages"
+                                  f" WHERE lexemes @@ plainto_tsquery('{TEXT_CONFIG}', %s)", (word,)).fetchone()[0]
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    @staticmethod
+    def _passage_total(connection: psycopg.Connection[Row]) -> int:
+        """Passages in the library: the planner's estimate when large (free), else counted."""
+        estimate = connection.execute("SELECT reltuples FROM pg_class WHERE oid = 'passages'::regclass").fetchone()
+        if estimate is not None and estimate[0] >= ESTIMATE_FROM:
+            return int(estimate[0])
+        return int(connection.execute("SELECT count(*) FROM passages").fetchone()[0])
+
+    # -- backups --------------------------------------------------------------------------------------
+    def backup_to(self, path: Path) -> None:
+        """Not done by the program for a server database."""
+        raise NotImplementedError("a PostgreSQL library is backed up with the server's tools: use pg_dump "
+                                  "(or the managed service's snapshots)")
+
+    def restore_from(self, path: Path) -> None:
+        """Not done by the program for a server database."""
+        raise NotImplementedError("a PostgreSQL library is restored with the server's tools: use pg_restore "
+                                  "from a pg_dump archive")
+
+    def file_size(self) -> int:
+        """Bytes on disk of the whole database (tables, indexes, TOAST)."""
+        return int(self.select("SELECT pg_database_size(current_database())")[0][0])
+
+
+class AdvisoryLock:
+    """A session-level advisory lock on a connection of its own: one holder at a time among all the
+    processes using the database, on any machine, and freed by the server if its holder dies."""
+
+    def __init__(self, dsn: str, key: int, timeout: float, connect_timeout: float = 30.0) -> None:
+        """``timeout``: seconds ``acquire`` waits (0: it only tries; negative: as long as it takes)."""
+        self.dsn = dsn
+        self.key = key
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self.dsn, autocommit=True,
+                                               connect_timeout=max(1, round(self.connect_timeout)))
+            wait = "0" if self.timeout < 0 else f"{max(1, round(self.timeout * 1000))}ms"
+            self._connection.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
+        return self._connection
+
+    def acquire(self) -> bool:
+        """Take the lock; False when another session held it for all of ``timeout``."""
+        try:
+            return self._take(self._connect())
+        except psycopg.OperationalError:  # the idle connection was lost (server restart, idle timeout): once more
+            self.close()
+            return self._take(self._connect())
+
+    def _take(self, connection: psycopg.Connection[Any]) -> bool:
+        if self.timeout == 0:
+            return bool(connection.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
+        try:
+            connection.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        except psycopg.errors.LockNotAvailable:  # lock_timeout ran out
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._connection is None or self._connection.closed:
+            return
+        try:
+            self._connection.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except psycopg.OperationalError:  # the session is gone, and the lock with it
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection (which frees the lock if it is held)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def describe(dsn: str) -> str:
+    """Where a connection string leads, without its password: "database NAME on HOST"."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "a PostgreSQL database (malformed connection string)"
+    host = parts.get("host") or "the local socket"
+    port = f":{parts['port']}" if parts.get("port") and not str(host).startswith("/") else ""
+    user = f" as {parts['user']}" if parts.get("user") else ""
+    return f"PostgreSQL database {parts.get('dbname') or parts.get('user') or '(default)'} on {host}{port}{user}"
+
+
+def _within(counts: dict[str, int], budget: int) -> tuple[list[str], str]:
+    """The rarest words whose matches add up to at most ``budget`` (any may match), else every word (all must)."""
+    chosen: list[str] = []
+    total = 0
+    for word in sorted(counts, key=counts.__getitem__):
+        if total + counts[word] > budget:
+            break
+        chosen.append(word)
+        total += counts[word]
+    return (chosen, "||") if chosen else (list(counts), "&&")
+
+
+def _article(row: Row) -> Article:
+    return Article(
+        id=int(row["id"]), title=row["title"], text=row["text"], url=row["url"],
+        published=parse_date(row["published"]), source=row["source"], author=row["author"],
+        added_by=row["added_by"], added_at=datetime.fromisoformat(row["added_at"]),
+        passage_count=int(row["passage_count"]),
+    )

@@ -1,0 +1,68 @@
+"""Rendering: escaped article text, bold answer sentence, never over Telegram's limit, strict HTML."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from bot import render
+from index.articles import Article
+from index.search.hybrid import Hit
+from tests.support.botapi.server import parse_html, utf16_len
+
+NASTY = 'AT&T <script>alert("x")</script> &amp; <b>not bold</b> 3 < 4 > 2 "quoted" \'single\' 🙂 '
+
+
+def _article(title: str = NASTY, url: str | None = "https://example.org/a?x=1&y=<2>") -> Article:
+    return Article(id=7, title=title, text="", url=url, published=date(2024, 1, 2), source="Wire & Co <ltd>",
+                   author=None, added_by="t", added_at=datetime.now(timezone.utc))
+
+
+def _hit(text: str, best: tuple[int, int] | None = None, article: Article | None = None) -> Hit:
+    return Hit(passage_id=1, article=article or _article(), text=text, start=0, end=len(text), score=1.0,
+               dense_score=0.5, dense_rank=1, lexical_rank=1, best_sentence=best)
+
+
+def _visible(html: str) -> str:
+    text, _ = parse_html(html)  # raises on anything Telegram would reject
+    return text
+
+
+def test_every_piece_of_article_text_is_escaped_and_the_sentence_is_bold() -> None:
+    text = NASTY * 3
+    html = render.passage_html(_hit(text, (0, len(NASTY))), 1)
+    visible = _visible(html)
+    assert NASTY.strip() in visible and "Wire & Co <ltd>" in visible
+    assert f"<b>{render.escape(NASTY)}</b>" in html
+    assert 'href="https://example.org/a?x=1&amp;y=&lt;2&gt;"' in html
+
+
+def test_messages_split_between_passages_and_never_exceed_the_limit() -> None:
+    hits = [_hit(("Sentence & more <text>. " * 60) + str(i), (0, 24)) for i in range(9)]
+    messages = render.answer_messages(hits)
+    assert len(messages) > 1
+    for html in messages:
+        assert utf16_len(_visible(html)) <= render.MAX_MESSAGE_CHARS
+        assert len(html) <= render.MAX_MESSAGE_CHARS
+    joined = "".join(messages)
+    assert all(f"<b>{i}.</b>" in joined for i in range(1, 10))
+
+
+def test_a_single_huge_passage_is_cut_without_breaking_entities() -> None:
+    text = "&<>" * 5000
+    for best in [(0, len(text)), None]:
+        html = render.passage_html(_hit(text, best), 1)
+        assert len(html) <= render.MAX_MESSAGE_CHARS
+        _visible(html)
+
+
+def test_sources_and_list_stay_within_the_limit() -> None:
+    articles = [_article(title=f"{NASTY} {i}" * 3) for i in range(200)]
+    for html in [render.sources_html(articles), render.article_list_html(articles, 0, 500)]:
+        assert len(html) <= render.MAX_MESSAGE_CHARS
+        assert "more" in _visible(html)
+
+
+def test_not_found_names_the_closest_article() -> None:
+    html = render.not_found_html(_article(url=None))
+    assert "could not find" in html and NASTY.strip() in _visible(html)
+    assert render.not_found_html(None) == "I could not find that in my articles."

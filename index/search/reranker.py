@@ -3,7 +3,7 @@
 A reranker file is written by ``python -m index train-reranker`` (a MiniLM cross-encoder fine-tuned on
 SQuAD) and named by ``reranker.model``. It stores every weight except the word embeddings, which
 training keeps frozen and which come from the bundled all-MiniLM-L6-v2 package at load time, so the
-file is small (fp16, 22 MB). Its metadata carries the refusal threshold calibrated on SQuAD 2.0's
+file is small (fp16; its size is in docs/benchmarks.md). Its metadata carries the refusal threshold calibrated on SQuAD 2.0's
 unanswerable questions. A missing or unreadable file turns reranking off; search works without it.
 """
 

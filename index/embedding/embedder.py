@@ -33,6 +33,11 @@ ARITHMETIC = {("torch", "fp32"): "fp32", ("torch", "bf16"): "bf16-model",
               ("openvino", "fp32"): "openvino-fp32", ("openvino", "bf16"): "openvino-bf16"}
 
 
+def model_name(setting: str) -> str:
+    """The name a configured ``embedding.model`` goes by, as recorded with the vectors (without loading it)."""
+    return BUNDLED_MODEL_NAME if setting == BUNDLED_MODEL else setting
+
+
 def resolve_model(name: str) -> str:
     """The folder or hub name sentence-transformers should load for a configured model name."""
     if name == BUNDLED_MODEL:
@@ -88,8 +93,8 @@ class TorchEncoder:
 
         if precision == "bf16":
             # The whole model in bfloat16 (layer norms, GELU and attention too; torch accumulates
-            # reductions in float32): 1.82x fp32 against 1.74x for bf16 linear layers under autocast,
-            # which converted each layer's output back and forth (6% of the time).
+            # reductions in float32): faster than bf16 linear layers under autocast, which converted
+            # each layer's output back and forth (docs/benchmarks.md).
             model.to(torch.bfloat16)
         self._model = model
 
@@ -110,7 +115,7 @@ class Embedder:
         if settings.threads > 0:
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.name = BUNDLED_MODEL_NAME if settings.model == BUNDLED_MODEL else settings.model
+        self.name = model_name(settings.model)
         # The precision actually used (never "auto"): part of the embedding cache's key.
         self.precision: str = resolve_precision(settings.precision, settings.device)
         from transformers.utils import logging as transformers_logging

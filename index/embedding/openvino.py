@@ -2,9 +2,8 @@
 
 The whole SentenceTransformer pipeline after tokenising (transformer, pooling, any dense or normalise
 layers) is traced into one OpenVINO model with dynamic batch and sequence axes. OpenVINO's CPU plugin
-fuses the attention and layer-norm blocks that torch runs as separate kernels, so on this project's
-2-core AVX-512 BF16 CPU it encodes 1.3x as fast as torch at the same arithmetic on a quiet machine
-(1.55x when the machine is loaded; benchmarks/embedding_paths.py). The converted model is written to
+fuses the attention and layer-norm blocks that torch runs as separate kernels, so it encodes faster
+than torch at the same arithmetic (docs/benchmarks.md; benchmarks/embedding_paths.py). The converted model is written to
 ``cache_dir`` under a key of the model's files and the library versions, so later starts read it
 instead of tracing again.
 """

@@ -9,7 +9,6 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,20 +18,14 @@ from index.embedding.embedder import Embedder
 from index.errors import ConfigError
 from index.ingest.chunking import split_sentences
 from index.search.reranker import Reranker, passage_input
-from index.stores.embedded.store import Store, query_words
-from index.stores.embedded.vectors import VectorIndex
-
-if TYPE_CHECKING:  # the server store's modules need the optional psycopg
-    from index.stores.backends import KeywordSearch
-    from index.stores.postgres.store import PostgresStore
-    from index.stores.postgres.vectors import PgVectorIndex
+from index.stores.base import KeywordSearch, Store, VectorSearch, query_words
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
 FUSIONS = ("rank", "probability")  # how the reranker's judgement joins the fused score
 # Share of the recency bonus given to an article whose date is unknown.
 UNDATED_RECENCY_SHARE = 0.5
-# Sentences embedded together when the best ones are marked: a few dozen short sentences padded to the
-# longest of all cost 1.6x what batches of 8 (each padded to its own longest, sorted by length) cost.
+# Sentences embedded together when the best ones are marked: small batches sorted by length pad each
+# sentence only to its neighbours' length, where one batch would pad all to the longest (docs/benchmarks.md).
 SENTENCE_BATCH = 8
 # Candidates whose vectors are read at once (at least) when near-duplicates are dropped.
 DEDUP_BATCH = 16
@@ -90,9 +83,9 @@ class HybridSearcher:
     """Strategy fixed at construction: which store, vectors, models and weights to use. Without a
     reranker (file missing or switched off) the fused ranking stands and the cosine rule refuses."""
 
-    def __init__(self, store: "Store | PostgresStore", vectors: "VectorIndex | PgVectorIndex",
-                 keywords: "KeywordSearch", embedder: Embedder, settings: SearchSettings,
-                 reranker: Reranker | None = None, rerank_settings: RerankerSettings | None = None) -> None:
+    def __init__(self, store: Store, vectors: VectorSearch, keywords: KeywordSearch, embedder: Embedder,
+                 settings: SearchSettings, reranker: Reranker | None = None,
+                 rerank_settings: RerankerSettings | None = None) -> None:
         self.store = store
         self.vectors = vectors
         self.keywords = keywords

@@ -38,7 +38,7 @@ from index.search.reranker import (
     cpu_has_fast_bf16,
     passage_input,
 )
-from index.stores.embedded.store import fts_query
+from index.stores.embedded.fts_reference import fts_query
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def train(passages: dict[int, Passage], groups: list[tuple[str, list[int]]], opt
     bf16 = options.precision == "bf16" or (options.precision == "auto" and cpu_has_fast_bf16())
     group_size = len(groups[0][1])
     rng.shuffle(groups)
-    # Dropout stays off (eval mode, gradients on): on CPU it made each step 2.5x slower, and a short
+    # Dropout stays off (eval mode, gradients on): on CPU it made each step several times slower, and a short
     # fine-tune from good weights needs little regularisation.
     model.eval()
     started = time.monotonic()

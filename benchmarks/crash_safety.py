@@ -67,7 +67,9 @@ def child(data_dir: Path, start: int, seed: int) -> None:
 def check(data_dir: Path, completed: list[str], recent: list[str], embedder) -> list[str]:
     """Problems found in the library after a crash (empty when all is well)."""
     from index.config import load_settings
-    from index.library import DATABASE_FILE, Library
+    from index.library import Library
+    from index.stores.embedded.directory import DATABASE_FILE
+    from index.stores.embedded.fts_reference import lexical_search
 
     problems = []
     with closing(sqlite3.connect(data_dir / DATABASE_FILE)) as db:
@@ -92,7 +94,7 @@ def check(data_dir: Path, completed: list[str], recent: list[str], embedder) -> 
             problems.append("FAISS vectors differ from SQLite's")
         in_faiss = set(library.vectors.ids().tolist())
         for code in completed:
-            keyword = store.lexical_search(code, 5)
+            keyword = lexical_search(store, code, 5)
             found = [row for row in store.get_passages([pid for pid, _ in keyword]).values() if code in row.text]
             if not found:
                 problems.append(f"{code} reported added but not found by keyword")

@@ -7,7 +7,7 @@ DATASET_DIR is a QA set laid out like rtqa-dev (corpus.jsonl, questions.jsonl). 
 sentences of the synthetic passages and, embedded by the real model, the "topics" their vectors are
 scattered around (each synthetic vector mixes two real passage vectors with Gaussian noise, so the
 collection is clustered as real embeddings are, which decides how well an inverted-file index does).
-The synthetic library is written through the project's own Store (one transaction per article, FTS5
+The synthetic library is written through the project's own SqliteStore (one transaction per article, FTS5
 kept by its triggers), then opened as the bot opens it: the vector index is built from SQLite in the
 layout the size calls for (`[vectors]` in config.toml). A fresh process then opens it again and asks
 the dataset's real questions through `Library.search`, reporting:
@@ -53,8 +53,10 @@ from index.config import Settings, load_settings  # noqa: E402
 from index.embedding.embedder import Embedder  # noqa: E402
 from index.eval.evaluate import load_corpus, load_questions  # noqa: E402
 from index.ingest.chunking import split_sentences  # noqa: E402
-from index.library import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE, Library  # noqa: E402
-from index.stores.embedded.store import Store  # noqa: E402
+from index.library import Library  # noqa: E402
+from index.stores.embedded.directory import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE  # noqa: E402
+from index.stores.embedded.fts_reference import lexical_search  # noqa: E402
+from index.stores.embedded.store import SqliteStore  # noqa: E402
 from index.stores.embedded.vectors import VectorIndex  # noqa: E402
 from tests.support.bot_runner import resident_mb as process_resident_mb  # noqa: E402
 
@@ -126,7 +128,7 @@ def build(work: Path, dataset: Path, passages: int, settings: Settings) -> None:
     topics = topic_vectors(drafts, embedder, rng)
     print(f"building {passages:,} passages from {len(sentences):,} sentences and {len(topics):,} topics",
           flush=True)
-    store = Store(settings.library.data_dir / DATABASE_FILE)
+    store = SqliteStore(settings.library.data_dir / DATABASE_FILE)
     started = time.perf_counter()
     articles = (passages + PASSAGES_PER_ARTICLE - 1) // PASSAGES_PER_ARTICLE
     first_day = date(2021, 1, 1)
@@ -153,7 +155,7 @@ def build(work: Path, dataset: Path, passages: int, settings: Settings) -> None:
 
 
 # -- measuring (in a fresh process, so that resident memory means something) -------------------------
-def exact_neighbours(store: Store, queries: np.ndarray, dimension: int) -> tuple[np.ndarray, list[float]]:
+def exact_neighbours(store: SqliteStore, queries: np.ndarray, dimension: int) -> tuple[np.ndarray, list[float]]:
     """Exact top-10 passage ids per query over every stored vector, and the exact flat search's
     single-query latency over the same vectors (the baseline)."""
     import faiss
@@ -188,7 +190,7 @@ def recall_at_10(index: VectorSearch, queries: np.ndarray, truth: np.ndarray) ->
     return found / (TOP * len(queries)), latencies
 
 
-def bm25s_side(store: Store, questions: list[str]) -> None:
+def bm25s_side(store: SqliteStore, questions: list[str]) -> None:
     try:
         import bm25s
         import Stemmer
@@ -247,14 +249,14 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
         library.backend.keywords.lexical_search(question, settings.search.candidates)
         timed(parts[keyword_line], started)
         started = time.perf_counter()
-        library.store.lexical_search(question, settings.search.candidates, settings.search.lexical_budget)
+        lexical_search(library.store, question, settings.search.candidates, settings.search.lexical_budget)
         timed(parts["lexical top-100, FTS5 within budget"], started)
     resident = resident_mb() - base  # FTS5's budgeted search included: the baseline's pages count too
     every_word = "lexical top-100, FTS5, every word"
     parts[every_word] = []
     for question in questions[:EVERY_WORD_QUESTIONS]:  # the baseline: slow in a large collection
         started = time.perf_counter()
-        library.store.lexical_search(question, settings.search.candidates)
+        lexical_search(library.store, question, settings.search.candidates)
         timed(parts[every_word], started)
     for question in questions:
         started = time.perf_counter()

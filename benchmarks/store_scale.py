@@ -42,6 +42,7 @@ from index.config import Settings  # noqa: E402
 from index.embedding.embedder import Embedder  # noqa: E402
 from index.eval.evaluate import load_questions  # noqa: E402
 from index.library import Library  # noqa: E402
+from index.stores.embedded.fts_reference import lexical_search  # noqa: E402
 
 
 def line(name: str, values: list[float], baseline: list[float] | None = None) -> str:
@@ -123,7 +124,7 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> N
         print(line("question → ranked passages, PostgreSQL", searches["postgres"], searches["embedded"]))
         lexical = {name: timed_each(questions, lambda q, lib=lib: lib.backend.keywords.lexical_search(q, candidates))
                    for name, lib in (("embedded", embedded), ("postgres", server))}
-        fts5 = timed_each(questions, lambda q: embedded.store.lexical_search(q, candidates, budget))
+        fts5 = timed_each(questions, lambda q: lexical_search(embedded.store, q, candidates, budget))
         print(line("keyword top-100, embedded postings lists", lexical["embedded"]))
         print(line("keyword top-100, FTS5 within budget", fts5, lexical["embedded"]))
         print(line("keyword top-100, PostgreSQL tsvector within budget", lexical["postgres"], lexical["embedded"]))

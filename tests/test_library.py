@@ -19,8 +19,9 @@ import pytest
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
-from index.library import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, Library
+from index.library import Library
 from index.stores.embedded import keywords
+from index.stores.embedded.directory import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE
 from index.stores.embedded.keywords import KeywordIndex
 from index.stores.postgres.store import WRITER_LOCK
 from tests.support.helpers import run_cli

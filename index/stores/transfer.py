@@ -2,36 +2,25 @@
 
 Articles, aliases, passages (ids, spans, bodies and vectors: nothing is embedded again), feeds, feed
 entries and the meta keys that matter are streamed in batches from one consistent snapshot of the
-source (read-only) into the target, while the target's writer lock is held. PostgreSQL is filled
-with binary COPY in one transaction, which is rolled back when the counts or the vector spot-check
-disagree; SQLite is filled with executemany, one transaction per batch (its FTS5 index follows by
-trigger; the FAISS file is left to be rebuilt from the copied vectors when the library next opens).
+source (read-only) into the target, while the target's writer lock is held. This module holds the copy
+and its checks; each store's Source and Target are index/stores/embedded/transfer.py and
+index/stores/postgres/transfer.py.
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
-import struct
 import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
-import numpy as np
-import psycopg
-from filelock import FileLock, Timeout
-from psycopg.conninfo import conninfo_to_dict
 from tqdm import tqdm
 
-from index.config import PostgresSettings, Settings
-from index.embedding.embedder import BUNDLED_MODEL, BUNDLED_MODEL_NAME
+from index.config import Settings
+from index.embedding.embedder import model_name
 from index.errors import LibraryBusy
-from index.library import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE
-from index.stores.embedded.store import Store
-from index.stores.postgres import migrations as pg_migrations
-from index.stores.postgres.store import WRITER_LOCK
 
 # Passages whose vectors are compared in source and target after the copy.
 SPOT_CHECKS = 8
@@ -39,7 +28,6 @@ SPOT_CHECKS = 8
 LOCAL_META = frozenset({"schema_version"})
 # Written into an embedded target while a copy is under way (its batches commit one by one).
 INCOMPLETE_KEY = "incomplete_copy_from"
-CONNECT_TIMEOUT = 10.0
 
 
 class TransferError(RuntimeError):
@@ -88,7 +76,7 @@ TABLES = (
 VECTOR = TABLES[2].columns.index("vector")
 # Tables whose ids come from a sequence: the target's must not hand out ids the source already used.
 SEQUENCED = ("articles", "passages", "feeds")
-_COUNTS_SQL = ("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages), ({vectors}),"
+COUNTS_SQL = ("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages), ({vectors}),"
                " (SELECT count(*) FROM article_aliases), (SELECT count(*) FROM feeds),"
                " (SELECT count(*) FROM feed_entries)")
 
@@ -109,7 +97,7 @@ class Counts:
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> "Counts":
-        """From a row of _COUNTS_SQL."""
+        """From a row of COUNTS_SQL."""
         return cls(*(int(v) for v in row))
 
     def empty(self) -> bool:
@@ -161,6 +149,7 @@ class Source(Protocol):
     """A library read in one consistent snapshot."""
 
     where: str
+    errors: tuple[type[Exception], ...]  # what its database raises when a read fails
     meta: dict[str, str]
     dimension: int | None
 
@@ -182,6 +171,10 @@ class Target(Protocol):
 
     where: str
     atomic: bool  # True: a copy that fails or does not match leaves the target as it was
+    errors: tuple[type[Exception], ...]  # what its database raises when a write fails
+
+    def busy(self, error: Exception) -> bool:
+        """True when ``error`` says another process holds a lock the copy waited for too long."""
 
     def open(self) -> None:
         """Take the writer lock (LibraryBusy when another process holds it) and bring the schema up to date."""
@@ -218,348 +211,16 @@ class Target(Protocol):
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def safe_dsn(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return "an unreadable DSN"
-    return " ".join(f"{k}={v}" for k, v in parts.items() if k != "password") or "the default server"
-
-
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _connect(dsn: str, *, autocommit: bool, timeout: float = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
-    """A connection, or a TransferError that says which server could not be reached and why."""
-    if not dsn.strip():
-        raise TransferError("no PostgreSQL library named: give --dsn, or set postgres.dsn in the config "
-                            "(or NEWSBOT_POSTGRES_DSN)")
-    try:
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=max(1, round(timeout)))
-    except psycopg.Error as exc:
-        raise TransferError(f"cannot connect to PostgreSQL ({safe_dsn(dsn)}): {_first_line(exc)}") from None
 
 
 def recorded_dimension(meta: dict[str, str]) -> int | None:
     """The dimension in the meta key ``embedding_model`` ("name|dimension"), if any."""
     _, _, dimension = meta.get("embedding_model", "").rpartition("|")
     return int(dimension) if dimension.isdigit() else None
-
-
-def _from_pgvector(raw: bytes | None) -> bytes | None:
-    """pgvector's binary form (dimension, unused, big-endian float32) as little-endian float32 bytes."""
-    return None if raw is None else np.frombuffer(raw, dtype=">f4", offset=4).astype("<f4").tobytes()
-
-
-def _to_pgvector(blob: bytes | None) -> bytes | None:
-    """Little-endian float32 bytes in pgvector's binary form."""
-    if blob is None:
-        return None
-    values = np.frombuffer(blob, dtype="<f4")
-    return struct.pack(">HH", len(values), 0) + values.astype(">f4").tobytes()
-
-
-# -- the embedded store ---------------------------------------------------------------------------
-class EmbeddedSource:
-    """A data directory's SQLite database, opened read-only and read in one snapshot."""
-
-    def __init__(self, data_dir: Path) -> None:
-        path = data_dir / DATABASE_FILE
-        self.where = f"embedded library in {data_dir}"
-        if not path.is_file():
-            raise TransferError(f"there is no embedded library in {data_dir} ({DATABASE_FILE} is missing)")
-        self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                                   timeout=30.0)
-        try:
-            self._db.execute("BEGIN")  # every read below sees the same snapshot
-            self.meta: dict[str, str] = {str(k): str(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
-            row = self._db.execute("SELECT length(vector) FROM passages WHERE vector IS NOT NULL LIMIT 1").fetchone()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise TransferError(f"{path} is not a library database ({exc})") from None
-        self.dimension: int | None = recorded_dimension(self.meta) or (int(row[0]) // 4 if row else None)
-
-    def counts(self) -> Counts:
-        vectors = "SELECT count(*) FROM passages WHERE vector IS NOT NULL" if self.dimension is None else \
-            f"SELECT count(*) FROM passages WHERE length(vector) = {4 * self.dimension}"
-        return Counts.of(self._db.execute(_COUNTS_SQL.format(vectors=vectors)).fetchone())
-
-    def next_ids(self) -> dict[str, int]:
-        return {str(name): int(seq) for name, seq in self._db.execute("SELECT name, seq FROM sqlite_sequence")
-                if name in SEQUENCED}
-
-    def rows(self, table: Table) -> Iterator[list[tuple[Any, ...]]]:
-        cursor = self._db.execute(f"SELECT {table.column_list} FROM {table.name} ORDER BY {table.order}")
-        while batch := cursor.fetchmany(table.batch):
-            yield batch
-
-    def close(self) -> None:
-        self._db.close()
-
-
-class EmbeddedTarget:
-    """A data directory filled through the Store, under the directory's writer lock (as Library takes it)."""
-
-    atomic = False
-
-    def __init__(self, data_dir: Path, lock_timeout: float) -> None:
-        self.data_dir = data_dir
-        self.where = f"embedded library in {data_dir}"
-        self.lock_timeout = lock_timeout
-        self._lock: FileLock | None = None
-        self._store: Store | None = None
-
-    @property
-    def store(self) -> Store:
-        assert self._store is not None, "open() first"
-        return self._store
-
-    def open(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.data_dir / LOCK_FILE), timeout=self.lock_timeout, thread_local=False)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise LibraryBusy(f"The library in {self.data_dir} is being changed by another process (waited "
-                              f"{self.lock_timeout:g} s); stop it, or try again in a moment.") from None
-        self._lock = lock
-        try:
-            self._store = Store(self.data_dir / DATABASE_FILE)
-        except BaseException:
-            self.close()
-            raise
-        # Each batch is checked at the end anyway; WAL with NORMAL stays consistent after a crash.
-        self._store.query("PRAGMA synchronous=NORMAL")
-
-    def counts(self) -> Counts:
-        return Counts.of(self.store.query(_COUNTS_SQL.format(
-            vectors="SELECT count(*) FROM passages WHERE vector IS NOT NULL"))[0])
-
-    def incomplete(self) -> str | None:
-        return self.store.get_meta(INCOMPLETE_KEY)
-
-    def clear(self) -> None:
-        """Empty every table (the FTS5 index at once, not passage by passage) and drop the FAISS file."""
-        with self.store.transaction() as db:
-            trigger = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'"
-                                 " AND name = 'passages_fts_delete'").fetchone()
-            db.execute("DROP TRIGGER IF EXISTS passages_fts_delete")
-            for table in reversed(TABLES):
-                db.execute(f"DELETE FROM {table.name}")
-            db.execute("INSERT INTO passages_fts(passages_fts) VALUES ('delete-all')")
-            if trigger is not None:
-                db.execute(trigger[0])
-            db.execute("DELETE FROM meta WHERE key <> 'schema_version'")
-            db.execute("DELETE FROM sqlite_sequence")
-        self._drop_index_files()
-
-    def prepare(self, dimension: int | None, source: str) -> None:
-        self.store.set_meta(INCOMPLETE_KEY, source)
-        self._drop_index_files()
-
-    def write(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
-        marks = ", ".join("?" * len(table.columns))
-        with self.store.transaction() as db:
-            db.executemany(f"INSERT INTO {table.name} ({table.column_list}) VALUES ({marks})", rows)
-
-    def write_meta(self, meta: dict[str, str]) -> None:
-        with self.store.transaction() as db:
-            for key, value in meta.items():
-                self.store.set_meta(key, value, db)
-
-    def raise_next_ids(self, next_ids: dict[str, int]) -> None:
-        with self.store.transaction() as db:
-            for name, seq in next_ids.items():
-                if db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name)).rowcount == 0:
-                    db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, seq))
-
-    def vectors(self, passage_ids: Sequence[int]) -> dict[int, bytes | None]:
-        marks = ", ".join("?" * len(passage_ids))
-        rows = self.store.query(f"SELECT id, vector FROM passages WHERE id IN ({marks})", [int(i) for i in passage_ids])
-        return {int(r[0]): r[1] for r in rows}
-
-    def commit(self) -> list[str]:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM meta WHERE key = ?", (INCOMPLETE_KEY,))
-        self._drop_index_files()
-        return [f"{VECTORS_FILE}, {KEYWORDS_FILE}: not written here; the library builds them from the copied "
-                "passages and vectors when it is next opened (no re-embedding)"]
-
-    def close(self) -> None:
-        try:
-            if self._store is not None:
-                self._store.close()
-        finally:
-            self._store = None
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
-
-    def _drop_index_files(self) -> None:
-        """A FAISS or postings file of other content would be trusted for passage ids it shares with the copy."""
-        for name in (VECTORS_FILE, VECTORS_FILE + ".tmp", KEYWORDS_FILE):
-            (self.data_dir / name).unlink(missing_ok=True)
-
-
-# -- PostgreSQL ---------------------------------------------------------------------------------------
-class PostgresSource:
-    """A PostgreSQL library read in one read-only, repeatable-read transaction (server-side cursors)."""
-
-    def __init__(self, dsn: str) -> None:
-        self.where = f"PostgreSQL library ({safe_dsn(dsn)})"
-        self._conn = _connect(dsn, autocommit=False)
-        try:
-            self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            self._conn.read_only = True
-            if self._conn.execute("SELECT to_regclass('articles')").fetchone()[0] is None:
-                raise TransferError(f"there is no library in the PostgreSQL database ({safe_dsn(dsn)}):"
-                                    " its tables were never created")
-            self.meta: dict[str, str] = {str(k): str(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
-            self.dimension: int | None = pg_migrations.vector_dimension(self._conn) or recorded_dimension(self.meta)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def counts(self) -> Counts:
-        return Counts.of(self._conn.execute(_COUNTS_SQL.format(
-            vectors="SELECT count(vector) FROM passages")).fetchone())
-
-    def next_ids(self) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for name in SEQUENCED:
-            sequence = self._conn.execute("SELECT pg_get_serial_sequence(%s, 'id')", (name,)).fetchone()[0]
-            if sequence is not None:
-                last, called = self._conn.execute(f"SELECT last_value, is_called FROM {sequence}").fetchone()
-                found[name] = int(last) if called else int(last) - 1
-        return found
-
-    def rows(self, table: Table) -> Iterator[list[tuple[Any, ...]]]:
-        with self._conn.cursor(name=f"transfer_{table.name}", binary=True) as cursor:
-            cursor.itersize = table.batch
-            cursor.execute(f"SELECT {table.column_list} FROM {table.name} ORDER BY {table.order}")
-            while batch := cursor.fetchmany(table.batch):
-                if table.name == "passages":
-                    batch = [(*row[:VECTOR], _from_pgvector(row[VECTOR])) for row in batch]
-                yield batch
-
-    def close(self) -> None:
-        self._conn.close()  # rolls the read-only transaction back
-
-
-class PostgresTarget:
-    """A PostgreSQL library filled by binary COPY in one transaction, under the writer advisory lock."""
-
-    atomic = True
-
-    def __init__(self, dsn: str, settings: PostgresSettings, lock_timeout: float,
-                 index_memory: str | None = None) -> None:
-        """``index_memory``: maintenance_work_mem for building the HNSW index (e.g. "2GB"; default: the server's)."""
-        self.dsn = dsn
-        self.index_memory = index_memory
-        self._notices: list[str] = []
-        self.where = f"PostgreSQL library ({safe_dsn(dsn)})"
-        self.settings = settings
-        self.lock_timeout = lock_timeout
-        self.dimension: int | None = None
-        self._conn: psycopg.Connection[Any] | None = None
-
-    @property
-    def conn(self) -> psycopg.Connection[Any]:
-        assert self._conn is not None, "open() first"
-        return self._conn
-
-    def open(self) -> None:
-        self._conn = _connect(self.dsn, autocommit=True)
-        try:
-            pg_migrations.migrate(self._conn)
-            self._conn.autocommit = False  # from here on, one transaction until commit()
-            # Every lock this copy waits for (writers, schema changes, readers for TRUNCATE) waits this long.
-            self._conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout * 1000)}ms",))
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
-            if self.index_memory:
-                self._conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (self.index_memory,))
-            # pgvector says when the graph outgrows maintenance_work_mem (the build then slows down a lot).
-            self._conn.add_notice_handler(lambda notice: self._notices.append(notice.message_primary or ""))
-        except psycopg.errors.LockNotAvailable:
-            self.close()
-            raise LibraryBusy(f"The {self.where} is being changed by another process (waited "
-                              f"{self.lock_timeout:g} s); try again in a moment.") from None
-        except BaseException:
-            self.close()
-            raise
-
-    def counts(self) -> Counts:
-        return Counts.of(self.conn.execute(_COUNTS_SQL.format(vectors="SELECT count(vector) FROM passages")).fetchone())
-
-    def incomplete(self) -> str | None:
-        return None  # one transaction: a copy is all there or not at all
-
-    def clear(self) -> None:
-        self.conn.execute("TRUNCATE feed_entries, feeds, article_aliases, passages, articles RESTART IDENTITY CASCADE")
-        self.conn.execute("DELETE FROM meta WHERE key <> 'schema_version'")
-
-    def prepare(self, dimension: int | None, source: str) -> None:
-        """Type the vector column for the source's vectors; its HNSW index is built once, after the copy."""
-        self.dimension = dimension
-        if dimension is not None:
-            pg_migrations.ensure_vector_column(self.conn, dimension, m=self.settings.hnsw_m,
-                                               ef_construction=self.settings.hnsw_ef_construction)
-            self.conn.execute(f"DROP INDEX IF EXISTS {pg_migrations.VECTOR_INDEX}")
-
-    def write(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
-        if table.name == "passages":
-            rows = [(*row[:VECTOR], _to_pgvector(row[VECTOR])) for row in rows]
-        with self.conn.cursor() as cursor:
-            with cursor.copy(f"COPY {table.name} ({table.column_list}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(table.pg_types))
-                for row in rows:
-                    copy.write_row(row)
-
-    def write_meta(self, meta: dict[str, str]) -> None:
-        with self.conn.cursor() as cursor:
-            cursor.executemany("INSERT INTO meta(key, value) VALUES (%s, %s)"
-                               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", list(meta.items()))
-
-    def raise_next_ids(self, next_ids: dict[str, int]) -> None:
-        for name in SEQUENCED:
-            # setval(seq, n, true): the next id is n + 1; an empty table with no history starts at 1.
-            self.conn.execute(
-                f"SELECT CASE WHEN m > 0 THEN setval(s, m, true) ELSE setval(s, 1, false) END"
-                f" FROM (SELECT pg_get_serial_sequence('{name}', 'id') AS s,"
-                f" greatest(%s, (SELECT coalesce(max(id), 0) FROM {name})) AS m) AS q", (next_ids.get(name, 0),))
-
-    def vectors(self, passage_ids: Sequence[int]) -> dict[int, bytes | None]:
-        with self.conn.cursor(binary=True) as cursor:
-            cursor.execute("SELECT id, vector FROM passages WHERE id = ANY(%s::bigint[])", ([int(i) for i in passage_ids],))
-            return {int(passage_id): _from_pgvector(raw) for passage_id, raw in cursor}
-
-    def commit(self) -> list[str]:
-        notes = []
-        if self.dimension is not None:
-            print(f"building the HNSW vector index (m={self.settings.hnsw_m},"
-                  f" ef_construction={self.settings.hnsw_ef_construction})…", file=sys.stderr, flush=True)
-            self.conn.execute("SELECT set_config('lock_timeout', '0', true)")
-            started = time.monotonic()
-            pg_migrations.ensure_vector_column(self.conn, self.dimension, m=self.settings.hnsw_m,
-                                               ef_construction=self.settings.hnsw_ef_construction)
-            notes.append(f"HNSW vector index built over vector({self.dimension}) in {time.monotonic() - started:.1f} s")
-            if any("maintenance_work_mem" in notice for notice in self._notices):
-                memory = self.conn.execute("SHOW maintenance_work_mem").fetchone()[0]
-                notes.append(f"note: the HNSW graph outgrew maintenance_work_mem ({memory}), which slows the build"
-                             " down: --index-memory (e.g. 2GB) gives it more")
-        # The planner's statistics (how common each word is) serve the keyword search from the start.
-        self.conn.execute("ANALYZE articles, passages")
-        self.conn.execute("UPDATE data_version SET version = version + 1")  # replicas pick the copy up
-        self.conn.commit()
-        return notes
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # an uncommitted copy is rolled back
-            self._conn = None
 
 
 # -- the copy -----------------------------------------------------------------------------------------
@@ -598,12 +259,14 @@ def transfer(source: Source, target: Target, *, replace: bool = False, progress:
         report.notes.extend(target.commit())
     except TransferError:
         raise
-    except psycopg.errors.LockNotAvailable:
-        raise LibraryBusy(f"The {target.where} is in use by another process; try again in a moment.") from None
-    except (psycopg.Error, sqlite3.Error) as exc:
+    except Exception as exc:
+        if target.busy(exc):
+            raise LibraryBusy(f"The {target.where} is in use by another process; try again in a moment.") from None
+        if not isinstance(exc, source.errors + target.errors):
+            raise
         unfinished = "nothing was changed" if target.atomic else \
             "the target holds an incomplete copy (run again with --replace)"
-        raise TransferError(f"the copy failed: {_first_line(exc)}; {unfinished}") from exc
+        raise TransferError(f"the copy failed: {first_line(exc)}; {unfinished}") from exc
     finally:
         target.close()
     report.notes.extend(_model_notes(meta, source.dimension, model_in_config))
@@ -662,7 +325,7 @@ def _model_notes(meta: dict[str, str], dimension: int | None, model_in_config: s
 
 def configured_model(settings: Settings) -> str:
     """The embedding model's name as Embedder records it, without loading it."""
-    return BUNDLED_MODEL_NAME if settings.embedding.model == BUNDLED_MODEL else settings.embedding.model
+    return model_name(settings.embedding.model)
 
 
 def migrate(settings: Settings, source_kind: str, target_kind: str, *, data_dir: Path | None = None,
@@ -675,17 +338,24 @@ def migrate(settings: Settings, source_kind: str, target_kind: str, *, data_dir:
     folder = data_dir or settings.library.data_dir
     server = settings.postgres.dsn if dsn is None else dsn
     lock_timeout = settings.library.lock_timeout
+    from index.stores.embedded.transfer import DATABASE_ERRORS as EMBEDDED_ERRORS
+    from index.stores.embedded.transfer import EmbeddedSource, EmbeddedTarget
+    from index.stores.postgres.transfer import DATABASE_ERRORS as POSTGRES_ERRORS
+    from index.stores.postgres.transfer import PostgresSource, PostgresTarget
+
+    database_errors = EMBEDDED_ERRORS + POSTGRES_ERRORS
+
     try:
         source: Source = EmbeddedSource(folder) if source_kind == "embedded" else PostgresSource(server)
-    except (psycopg.Error, sqlite3.Error) as exc:
-        raise TransferError(f"cannot read the source library: {_first_line(exc)}") from None
+    except database_errors as exc:
+        raise TransferError(f"cannot read the source library: {first_line(exc)}") from None
     try:
         target: Target = EmbeddedTarget(folder, lock_timeout) if target_kind == "embedded" else \
             PostgresTarget(server, settings.postgres, lock_timeout, index_memory)
         try:
             return transfer(source, target, replace=replace, progress=progress,
                             model_in_config=configured_model(settings))
-        except (psycopg.Error, sqlite3.Error) as exc:  # reading the source failed
-            raise TransferError(f"the copy failed: {_first_line(exc)}") from None
+        except database_errors as exc:  # reading the source failed
+            raise TransferError(f"the copy failed: {first_line(exc)}") from None
     finally:
         source.close()

@@ -16,23 +16,17 @@ from filelock import FileLock
 from index.config import Settings, load_settings
 from index.embedding.embedder import Embedder
 from index.errors import LibraryBusy
-from index.library import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE, Library
+from index.library import Library
 from index.search.hybrid import HybridSearcher
-from index.stores.backends import BudgetedKeywords
-from index.stores.embedded.store import Store
-from index.stores.postgres.store import PostgresStore
+from index.stores.embedded.directory import DATABASE_FILE, KEYWORDS_FILE, LOCK_FILE, VECTORS_FILE
+from index.stores.embedded.fts_reference import lexical_search
+from index.stores.embedded.store import SqliteStore
+from index.stores.embedded.transfer import EmbeddedSource
+from index.stores.postgres.backend import BudgetedKeywords
+from index.stores.postgres.store import WRITER_LOCK, PostgresStore, describe
+from index.stores.postgres.transfer import PostgresTarget
 from index.stores.postgres.vectors import PgVectorIndex
-from index.stores.transfer import (
-    WRITER_LOCK,
-    Counts,
-    EmbeddedSource,
-    PostgresTarget,
-    Table,
-    TransferMismatch,
-    migrate,
-    safe_dsn,
-    transfer,
-)
+from index.stores.transfer import Counts, Table, TransferMismatch, migrate, transfer
 from tests.support.helpers import run_cli
 
 QUESTION = "what did the UN Security Council say?"
@@ -76,7 +70,7 @@ def source_dir(sample_library_dir: Path, tmp_path: Path) -> Path:
     """The sample library plus an alias, a feed with an entry, and a removed article (ids are not reused)."""
     data_dir = tmp_path / "source"
     shutil.copytree(sample_library_dir, data_dir)
-    store = Store(data_dir / DATABASE_FILE)
+    store = SqliteStore(data_dir / DATABASE_FILE)
     try:
         articles = store.list_articles(limit=100)
         store.add_alias("example.org/republished-copy", articles[1].id)
@@ -98,7 +92,7 @@ def source_dir(sample_library_dir: Path, tmp_path: Path) -> Path:
 def embedded_tops(data_dir: Path, embedder: Embedder) -> tuple[int, int, int]:
     """The top passage of the keyword search, the vector search and the whole search, on the embedded store."""
     with Library(settings_for(data_dir), embedder=embedder, reranker=False) as library:
-        lexical = library.store.lexical_search(QUESTION, 5)[0][0]
+        lexical = lexical_search(library.store, QUESTION, 5)[0][0]
         dense = library.vectors.search(embedder.embed_one(QUESTION), 5)[0][0]
         fused = library.search(QUESTION, now=ASKED_ON).hits[0].passage_id
         assert len(library.vectors) == library.store.count_passages()
@@ -113,8 +107,7 @@ def postgres_tops(dsn: str, embedder: Embedder) -> tuple[int, int, int]:
         lexical = store.lexical_search(QUESTION, 5)[0][0]
         dense = vectors.search(embedder.embed_one(QUESTION), 5)[0][0]
         search = load_settings(environ={}).search
-        searcher = HybridSearcher(store, vectors, BudgetedKeywords(store, search.lexical_budget),
-                                  embedder, search)  # type: ignore[arg-type]
+        searcher = HybridSearcher(store, vectors, BudgetedKeywords(store, search.lexical_budget), embedder, search)
         fused = searcher.search(QUESTION, now=ASKED_ON).hits[0].passage_id
     finally:
         store.close()
@@ -180,8 +173,8 @@ def test_bad_dsn_is_a_clear_error(source_dir: Path) -> None:
     result = run_cli("migrate", "--from", "embedded", "--to", "postgres",
                      "--dsn", "postgresql://newsbot:secret@127.0.0.1:1/newsbot", data_dir=source_dir)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: cannot connect to PostgreSQL (user=newsbot dbname=newsbot"
-                                    " host=127.0.0.1 port=1): "), result.stderr
+    assert result.stderr.startswith("error: cannot connect to the PostgreSQL database newsbot on 127.0.0.1:1"
+                                    " as newsbot: "), result.stderr
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
     result = run_cli("migrate", "--from", "postgres", "--to", "embedded", data_dir=source_dir,
                      env={"NEWSBOT_POSTGRES_DSN": ""})
@@ -214,12 +207,12 @@ def test_a_count_mismatch_rolls_the_postgres_copy_back(source_dir: Path, postgre
 
 
 def test_vectors_are_copied_bit_for_bit() -> None:
-    from index.stores.transfer import _from_pgvector, _to_pgvector
+    from index.stores.postgres.transfer import from_pgvector, to_pgvector
 
     vector = np.random.default_rng(0).standard_normal(384).astype(np.float32)
-    assert _from_pgvector(_to_pgvector(vector.tobytes())) == vector.tobytes()
-    assert _to_pgvector(None) is None
-    assert sorted(safe_dsn("host=db password=hidden dbname=n").split()) == ["dbname=n", "host=db"]
+    assert from_pgvector(to_pgvector(vector.tobytes())) == vector.tobytes()
+    assert to_pgvector(None) is None
+    assert describe("host=db password=hidden dbname=n") == "PostgreSQL database n on db"
 
 
 def test_a_target_held_by_another_writer_is_busy(source_dir: Path, postgres_dsn: str, tmp_path: Path) -> None:

@@ -20,9 +20,10 @@ from index.ingest import feeds as feeds_module
 from index.ingest.feeds import FeedPoller
 from index.library import Library
 from index.search.hybrid import Answer
-from index.stores.feed_locks import PgFeedLocks, ProcessFeedLocks, feed_lock_key
+from index.stores.embedded.feed_locks import ProcessFeedLocks
+from index.stores.embedded.results import ResultCache
+from index.stores.postgres.feed_locks import PgFeedLocks, feed_lock_key
 from index.stores.postgres.results import PgResultStore
-from index.stores.results import ResultCache
 from tests.support import web_pages
 
 QUESTION = "what did the UN Security Council say?"
@@ -71,7 +72,7 @@ def sample_library(open_samples: OpenLibrary) -> Library:
 
 
 def rows(library: Library) -> int:
-    return int(library.store.select("SELECT count(*) FROM bot_results")[0][0])
+    return int(library.store.query("SELECT count(*) FROM bot_results")[0][0])
 
 
 # -- the result store ---------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_subscribe_waits_for_another_replicas_poll_and_keeps_the_feed(
         open_library: OpenLibrary, postgres_dsn: str, site: str, monkeypatch: pytest.MonkeyPatch) -> None:
     poller = FeedPoller(open_library())
     monkeypatch.setattr(feeds_module, "LOCK_WAIT_SECONDS", 1.0)
-    first_id = int(poller.library.store.select("SELECT COALESCE(max(id), 0) + 1 FROM feeds")[0][0])
+    first_id = int(poller.library.store.query("SELECT COALESCE(max(id), 0) + 1 FROM feeds")[0][0])
     with psycopg.connect(postgres_dsn, autocommit=True) as other_replica:
         other_replica.execute("SELECT pg_advisory_lock(%s)", (feed_lock_key(first_id),))
         report = asyncio.run(poller.subscribe(f"{site}/feed.xml", "admin"))

@@ -8,8 +8,9 @@ import numpy as np
 
 from index.config import Settings, VectorSettings
 from index.embedding.embedder import Embedder
-from index.library import VECTORS_FILE, Library
+from index.library import Library
 from index.samples import sample_paths
+from index.stores.embedded.directory import VECTORS_FILE
 from index.stores.embedded.vectors import VectorIndex, lists_for, training_size
 
 

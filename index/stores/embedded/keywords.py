@@ -1,9 +1,9 @@
 """The embedded store's keyword search: BM25 over passage bodies, scored exactly (every question word,
-every passage holding one) from postings lists with numpy: about 20 ms at a million passages, where
-FTS5's bm25() took 85 ms even when held to the rarer words, and 900 ms with every word.
+every passage holding one) from postings lists with numpy, faster than FTS5's bm25() even when that is
+held to the rarer words (figures: docs/benchmarks.md).
 
 The ranking is FTS5's (the same terms, through FTS5's own tokenizer; the same k1, b and idf); FTS5
-stays in the database as the store's own full-text search. The postings are a copy of SQLite's
+stays in the database as the reference ranking (index/stores/embedded/fts_reference.py). The postings are a copy of SQLite's
 passages, like the FAISS file: one memory-mapped file beside the database, rewritten when enough has
 changed, plus the passages added since in memory; checked against SQLite whenever the library opens
 or another process writes.
@@ -21,8 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from index.stores.base import query_words
 from index.stores.embedded.postings import Segment, read_file, write_file
-from index.stores.embedded.store import query_words
 from index.stores.embedded.terms import FTS5_TOKENIZER, TermVocabulary
 
 log = logging.getLogger(__name__)

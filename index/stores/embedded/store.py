@@ -1,19 +1,19 @@
-"""SQLite: the source of truth for articles, passages, their vectors and an FTS5 full-text index."""
+"""SqliteStore: the embedded store's source of truth (index/stores/base.py's Store contract) for articles,
+passages, their vectors and an FTS5 full-text index (ranked for reference by
+index/stores/embedded/fts_reference.py; the library ranks keywords from index/stores/embedded/keywords.py)."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from index.articles import Article, ArticleDraft, parse_date, utc_now
+from index.articles import Article, ArticleDraft, parse_date
+from index.stores.base import PassageOrigin, PassageRow, article_fields, article_from_row
 from index.stores.embedded.terms import FTS5_TOKENIZER
 
 SCHEMA_VERSION = 1
@@ -88,56 +88,6 @@ CREATE TRIGGER IF NOT EXISTS passages_fts_delete AFTER DELETE ON passages BEGIN
     INSERT INTO passages_fts(passages_fts, rowid, body) VALUES ('delete', old.id, old.body);
 END;
 """
-# Words too common to help a keyword search; they only make it slower.
-_STOPWORDS = frozenset(
-    "a an and are as at be been but by can could did do does for from had has have he her his how i if in into is it "
-    "its me my no not of on or our she so than that the their them then there these they this to was we were what "
-    "when where which who whom whose why will with would you your".split()
-)
-_WORDS = re.compile(r"\w+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class PassageRow:
-    """A passage with what a search result needs of its article."""
-
-    id: int
-    article_id: int
-    ordinal: int
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(frozen=True)
-class PassageOrigin:
-    """What ranking a candidate passage needs of it without its text: its article and that article's date."""
-
-    article_id: int
-    published: date | None
-
-
-def query_words(question: str) -> list[str]:
-    """The question's content words, once each (all its words when it has no content word)."""
-    words = [w for w in _WORDS.findall(question.casefold()) if w not in _STOPWORDS]
-    if not words:
-        words = _WORDS.findall(question.casefold())
-    return list(dict.fromkeys(words))[:64]
-
-
-def fts_query(question: str | Sequence[str], operator: str = "OR") -> str | None:
-    """A safe FTS5 query joining the question's content words (or the given words) with ``operator``."""
-    words = query_words(question) if isinstance(question, str) else list(question)
-    return f" {operator} ".join(f'"{w}"' for w in words) if words else None
-
-
-def article_fields(draft: ArticleDraft, identity: str, digest: str, added_by: str,
-                   minhash: np.ndarray | None) -> tuple[object, ...]:
-    """An article's column values, in the order of both stores' articles table (id aside)."""
-    return (identity, digest, draft.title, draft.text, draft.url,
-            draft.published.isoformat() if draft.published else None, draft.source, draft.author,
-            added_by, utc_now().isoformat(timespec="seconds"),
-            None if minhash is None else np.asarray(minhash, dtype=np.uint32).tobytes())
 
 
 def id_chunks(passage_ids: Sequence[int], size: int = 500) -> Iterator[tuple[list[int], str]]:
@@ -152,7 +102,7 @@ def _vector_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-class Store:
+class SqliteStore:
     """One SQLite database file; every change is one transaction."""
 
     def __init__(self, path: Path) -> None:
@@ -194,7 +144,8 @@ class Store:
         return rows[0]["value"] if rows else None
 
     def set_meta(self, key: str, value: str, db: sqlite3.Connection | None = None) -> None:
-        sql, params = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+        sql = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        params = (key, value)
         if db is not None:
             db.execute(sql, params)
         else:
@@ -270,7 +221,7 @@ class Store:
         rows = self.query(
             "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
             " FROM articles a WHERE a.id = ?", (article_id,))
-        return _article(rows[0]) if rows else None
+        return article_from_row(rows[0]) if rows else None
 
     def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
         ids = list(dict.fromkeys(int(i) for i in article_ids))
@@ -278,7 +229,7 @@ class Store:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.query(f"SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id IN ({marks})", ids)
-        return {int(row["id"]): _article(row) for row in rows}
+        return {int(row["id"]): article_from_row(row) for row in rows}
 
     def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
         """Articles newest first (by publication date, then by when they were added)."""
@@ -286,7 +237,7 @@ class Store:
             "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
             " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
             " LIMIT ? OFFSET ?", (limit, offset))
-        return [_article(row) for row in rows]
+        return [article_from_row(row) for row in rows]
 
     def count_articles(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM articles")[0][0])
@@ -361,49 +312,6 @@ class Store:
                 origins[int(row[0])] = PassageOrigin(int(row[1]), parse_date(row[2]))
         return origins
 
-    def lexical_search(self, question: str, limit: int, budget: int = 0) -> list[tuple[int, float]]:
-        """BM25 over passage bodies: (passage id, score where higher is better), best first.
-
-        Ranking costs a lookup per matching passage, so with a ``budget`` the question's words are taken
-        rarest first while the sum of their matches stays within it: in a large collection a passage must
-        hold one of those rarer words to be ranked, and the commonest words (matching a large share of
-        it, and weighing least in BM25) still add to the score of the passages that are. When even the
-        rarest word matches more than the budget, passages must hold every word. A collection with no
-        more passages than the budget is ranked whole, without counting."""
-        within = budget > 0 and self._max_passage_id() > budget  # fewer passages than that: rank them all
-        query = self._query_within(query_words(question), budget) if within else fts_query(question)
-        if query is None:
-            return []
-        rows = self.query("SELECT rowid, bm25(passages_fts) AS score FROM passages_fts WHERE passages_fts MATCH ?"
-                           " ORDER BY rank LIMIT ?", (query, limit))
-        return [(int(r[0]), -float(r[1])) for r in rows]
-
-    def _query_within(self, words: list[str], budget: int) -> str | None:
-        """A query matching at most about ``budget`` passages (see ``lexical_search``)."""
-        matches = {word: self._count_matches(word, budget + 1) for word in words}
-        chosen: list[str] = []
-        total = 0
-        for word in sorted(words, key=matches.__getitem__):
-            if total + matches[word] > budget:
-                break
-            chosen.append(word)
-            total += matches[word]
-        if not chosen:
-            return fts_query(words, "AND")
-        if len(chosen) == len(words):
-            return fts_query(words)
-        return f"({fts_query(chosen)}) AND ({fts_query(words)})"
-
-    def _max_passage_id(self) -> int:
-        """The highest passage id: at least the number of passages, read from the index in one step."""
-        return int(self.query("SELECT coalesce(max(id), 0) FROM passages")[0][0])
-
-    def _count_matches(self, word: str, cap: int) -> int:
-        """Passages holding ``word``, counted up to ``cap`` (reading its posting list, not ranking it)."""
-        rows = self.query("SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT ?)",
-                          (f'"{word}"', cap))
-        return int(rows[0][0])
-
     def backup_to(self, path: Path) -> None:
         """Copy the database with SQLite's online backup (consistent while others read and write)."""
         target = sqlite3.connect(path)
@@ -415,7 +323,8 @@ class Store:
 
     def restore_from(self, path: Path) -> None:
         """Replace this database's content with a backup's, in place (other connections see the change)."""
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # A path is not a URI: as_uri() escapes the characters that mean something in one ("?", "#", "%").
+        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
             if source.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is None:
                 raise ValueError("not a library backup")
@@ -434,12 +343,3 @@ class Store:
             if candidate.exists():
                 total += candidate.stat().st_size
         return total
-
-
-def _article(row: sqlite3.Row) -> Article:
-    return Article(
-        id=int(row["id"]), title=row["title"], text=row["text"], url=row["url"],
-        published=parse_date(row["published"]), source=row["source"], author=row["author"],
-        added_by=row["added_by"], added_at=datetime.fromisoformat(row["added_at"]),
-        passage_count=int(row["passage_count"]),
-    )

@@ -12,7 +12,7 @@ import numpy as np
 
 from index.articles import Article
 from index.search.hybrid import Answer, Hit
-from index.stores.embedded.store import PassageRow
+from index.stores.base import PassageRow
 
 # Bumped when the JSON's shape changes; answers of another format read as expired.
 FORMAT = 1

@@ -1,6 +1,6 @@
 """Recent answers in PostgreSQL, so that a button pressed on one bot replica works on any other.
 
-Same interface as ResultCache (index/stores/results.py). Rows live in ``bot_results`` (migration 0002): the
+Same interface as ResultCache (index/stores/embedded/results.py). Rows live in ``bot_results`` (migration 0002): the
 question, the query vector (pgvector) and the ranking as JSON (index/stores/postgres/answer_codec.py). An answer is
 served for ``ttl`` after it was made; each chat keeps its ``max_per_chat`` newest, trimmed as it
 adds one, and expired rows are deleted in bounded batches at most once a minute per process."""

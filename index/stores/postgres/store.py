@@ -1,15 +1,17 @@
-"""PostgreSQL with pgvector: the server store, with the embedded Store's methods and meaning.
+"""PostgresStore: the server store, PostgreSQL with pgvector, following the Store contract of
+index/stores/base.py with the embedded SqliteStore's meaning.
 
-Articles, passages with their vectors (``vector(N)``, HNSW-indexed: see index/stores/postgres/vectors.py), a full-text
-column for the keyword search, feeds and meta live in one database that several processes share
-through psycopg connection pools. Rows read like sqlite3.Row, and ``query``/``transaction`` take the
-SQLite-style ``?`` SQL that index/ingest/feeds.py writes."""
+Articles, passages with their vectors (``vector(N)``, HNSW-indexed: see index/stores/postgres/vectors.py),
+a full-text column for the keyword search, feeds and meta live in one database that several processes
+share through psycopg connection pools. SQL runs one of two ways: ``query`` and ``transaction`` take the
+SQLite-style ``?`` SQL that both stores share (rows read like sqlite3.Row: index/stores/postgres/rows.py);
+``connection`` lends a pooled psycopg connection, with psycopg's own ``%s`` SQL, for what only PostgreSQL
+does (binary reads of vectors, advisory locks, session settings)."""
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -21,7 +23,14 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from index.articles import Article, ArticleDraft, parse_date
-from index.stores.embedded.store import PassageOrigin, PassageRow, article_fields, query_words
+from index.stores.base import (
+    PassageOrigin,
+    PassageRow,
+    article_fields,
+    article_from_row,
+    query_words,
+    rarest_within,
+)
 from index.stores.postgres import migrations as pg_migrations
 from index.stores.postgres.rows import Row, placeholders, row_factory
 
@@ -40,13 +49,16 @@ class PgTransaction:
 
     def __init__(self, connection: psycopg.Connection[Row]) -> None:
         self.connection = connection
+        # Cleared by a writer that found nothing to change: data_version then stays, and others do not sync.
+        self.changed = True
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
         return self.connection.execute(_translated(sql), tuple(params))
 
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> psycopg.Cursor[Row]:
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], returning: bool = False) -> psycopg.Cursor[Row]:
+        """One statement for each parameter row; with ``returning``, each one's rows (``cursor.results()``)."""
         cursor = self.connection.cursor()
-        cursor.executemany(_translated(sql), [tuple(p) for p in params])
+        cursor.executemany(_translated(sql), [tuple(p) for p in params], returning=returning)
         return cursor
 
 
@@ -93,41 +105,30 @@ class PostgresStore:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Row]]:
-        """A pooled connection; what it did is committed when the block ends (rolled back on error)."""
+        """A pooled connection for psycopg's own (``%s``) SQL; committed when the block ends (rolled back on error)."""
         with self.pool.connection() as connection:
             yield connection
 
     @contextmanager
-    def writing(self) -> Iterator[psycopg.Connection[Row]]:
-        """A write transaction (psycopg ``%s`` SQL) that also moves ``data_version`` on."""
-        with self.pool.connection() as connection, connection.transaction():
-            yield connection
-            self.mark_changed(connection)
-
-    @staticmethod
-    def mark_changed(connection: psycopg.Connection[Any]) -> None:
-        """Bump the change counter inside the caller's transaction (taken last: it serialises writers)."""
-        connection.execute("UPDATE data_version SET version = version + 1")
-
-    @contextmanager
     def transaction(self) -> Iterator[PgTransaction]:
-        """BEGIN ... COMMIT on one connection, rolled back on any error; SQL as for sqlite3 (``?``)."""
-        with self.writing() as connection:
-            yield PgTransaction(connection)
+        """BEGIN ... COMMIT on one connection, rolled back on any error; SQL as for sqlite3 (``?``).
+
+        A committed transaction moves ``data_version`` on (last: it serialises writers) unless it cleared
+        ``changed``."""
+        with self.pool.connection() as connection, connection.transaction():
+            transaction = PgTransaction(connection)
+            yield transaction
+            if transaction.changed:
+                connection.execute("UPDATE data_version SET version = version + 1")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Rows of one SQLite-style (``?``) statement."""
         with self.connection() as connection:
             return connection.execute(_translated(sql), tuple(params)).fetchall()
 
-    def select(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Rows of one psycopg-style (``%s``) statement."""
-        with self.connection() as connection:
-            return connection.execute(sql, tuple(params)).fetchall()
-
     # -- meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        rows = self.select("SELECT value FROM meta WHERE key = %s", (key,))
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0]["value"] if rows else None
 
     def set_meta(self, key: str, value: str, db: PgTransaction | None = None) -> None:
@@ -140,30 +141,30 @@ class PostgresStore:
 
     def data_version(self) -> int:
         """Changes whenever a write transaction commits, in this process or any other."""
-        return int(self.select("SELECT version FROM data_version")[0][0])
+        return int(self.query("SELECT version FROM data_version")[0][0])
 
     # -- articles -----------------------------------------------------------------------------------
     def find_by_identity(self, identity: str) -> Row | None:
-        rows = self.select("SELECT id, content_hash FROM articles WHERE identity = %s", (identity,))
+        rows = self.query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
         return rows[0] if rows else None
 
     def find_alias(self, identity: str) -> int | None:
-        rows = self.select("SELECT article_id FROM article_aliases WHERE identity = %s", (identity,))
+        rows = self.query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
         return int(rows[0][0]) if rows else None
 
     def add_alias(self, identity: str, article_id: int) -> None:
-        with self.writing() as connection:
-            connection.execute("INSERT INTO article_aliases(identity, article_id) VALUES (%s, %s)"
+        with self.transaction() as connection:
+            connection.execute("INSERT INTO article_aliases(identity, article_id) VALUES (?, ?)"
                                " ON CONFLICT (identity) DO UPDATE SET article_id = excluded.article_id",
                                (identity, article_id))
 
     def signatures(self) -> list[tuple[int, np.ndarray]]:
         """Every article's near-duplicate signature."""
-        rows = self.select("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
+        rows = self.query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
         return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
 
     def find_by_hash(self, digest: str) -> int | None:
-        rows = self.select("SELECT id FROM articles WHERE content_hash = %s LIMIT 1", (digest,))
+        rows = self.query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
         return int(rows[0]["id"]) if rows else None
 
     def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
@@ -174,73 +175,72 @@ class PostgresStore:
 
         Returns the article id, the new passage ids and the passage ids that were removed."""
         fields = article_fields(draft, identity, digest, added_by, minhash)
-        with self.writing() as db:
+        with self.transaction() as db:
             removed: list[int] = []
             if replace_id is not None:
                 removed = sorted(int(r[0]) for r in db.execute(
-                    "DELETE FROM passages WHERE article_id = %s RETURNING id", (replace_id,)))
-                db.execute("UPDATE articles SET identity=%s, content_hash=%s, title=%s, text=%s, url=%s, published=%s,"
-                           " source=%s, author=%s, added_by=%s, added_at=%s, minhash=%s WHERE id = %s",
+                    "DELETE FROM passages WHERE article_id = ? RETURNING id", (replace_id,)))
+                db.execute("UPDATE articles SET identity=?, content_hash=?, title=?, text=?, url=?, published=?,"
+                           " source=?, author=?, added_by=?, added_at=?, minhash=? WHERE id = ?",
                            (*fields, replace_id))
                 article_id = replace_id
             else:
                 row = db.execute(
                     "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
-                    " added_by, added_at, minhash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " added_by, added_at, minhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     fields).fetchone()
                 article_id = int(row[0])
             rows = [(article_id, ordinal, start, end, body, as_vector(vector))
                     for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors))]
             passage_ids: list[int] = []
             if rows:
-                cursor = db.cursor()
-                cursor.executemany('INSERT INTO passages(article_id, ordinal, start, "end", body, vector)'
-                                   " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id", rows, returning=True)
+                cursor = db.executemany('INSERT INTO passages(article_id, ordinal, start, "end", body, vector)'
+                                   " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", rows, returning=True)
                 passage_ids = [int(result.fetchone()[0]) for result in cursor.results()]
         return article_id, passage_ids, removed
 
     def delete_article(self, article_id: int) -> list[int]:
         """Delete an article and its passages; returns the removed passage ids."""
-        with self.writing() as db:
+        with self.transaction() as db:
             removed = sorted(int(r[0]) for r in db.execute(
-                "DELETE FROM passages WHERE article_id = %s RETURNING id", (article_id,)))
-            db.execute("DELETE FROM articles WHERE id = %s", (article_id,))
+                "DELETE FROM passages WHERE article_id = ? RETURNING id", (article_id,)))
+            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         return removed
 
     def get_article(self, article_id: int) -> Article | None:
-        rows = self.select(
+        rows = self.query(
             "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
-            " FROM articles a WHERE a.id = %s", (article_id,))
-        return _article(rows[0]) if rows else None
+            " FROM articles a WHERE a.id = ?", (article_id,))
+        return article_from_row(rows[0]) if rows else None
 
     def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
         ids = list(dict.fromkeys(int(i) for i in article_ids))
         if not ids:
             return {}
-        rows = self.select("SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id = ANY(%s::bigint[])", (ids,))
-        return {int(row["id"]): _article(row) for row in rows}
+        rows = self.query("SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id = ANY(?::bigint[])", (ids,))
+        return {int(row["id"]): article_from_row(row) for row in rows}
 
     def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
         """Articles newest first (by publication date, then by when they were added)."""
-        rows = self.select(
+        rows = self.query(
             "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
             " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
-            " LIMIT %s OFFSET %s", (limit, offset))
-        return [_article(row) for row in rows]
+            " LIMIT ? OFFSET ?", (limit, offset))
+        return [article_from_row(row) for row in rows]
 
     def count_articles(self) -> int:
-        return int(self.select("SELECT COUNT(*) FROM articles")[0][0])
+        return int(self.query("SELECT COUNT(*) FROM articles")[0][0])
 
     def count_passages(self) -> int:
-        return int(self.select("SELECT COUNT(*) FROM passages")[0][0])
+        return int(self.query("SELECT COUNT(*) FROM passages")[0][0])
 
     def newest_date(self) -> str | None:
-        rows = self.select("SELECT MAX(published) FROM articles")
+        rows = self.query("SELECT MAX(published) FROM articles")
         return rows[0][0] if rows else None
 
     # -- passages and vectors -------------------------------------------------------------------------
     def passage_ids(self) -> np.ndarray:
-        rows = self.select("SELECT id FROM passages ORDER BY id")
+        rows = self.query("SELECT id FROM passages ORDER BY id")
         return np.array([row[0] for row in rows], dtype=np.int64)
 
     def vectors(self, passage_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -268,36 +268,36 @@ class PostgresStore:
         ids = as_ids(passage_ids)
         bodies: dict[int, str] = {}
         for first in range(0, len(ids), READ_BATCH):
-            for row in self.select("SELECT id, body FROM passages WHERE id = ANY(%s::bigint[])",
+            for row in self.query("SELECT id, body FROM passages WHERE id = ANY(?::bigint[])",
                                   (ids[first:first + READ_BATCH],)):
                 bodies[int(row["id"])] = row["body"]
         return bodies
 
     def set_vectors(self, passage_ids: Sequence[int], vectors: np.ndarray) -> None:
-        with self.writing() as db:
-            db.cursor().executemany("UPDATE passages SET vector = %s WHERE id = %s",
-                                    [(as_vector(v), int(i)) for i, v in zip(passage_ids, vectors)])
+        with self.transaction() as db:
+            db.executemany("UPDATE passages SET vector = ? WHERE id = ?",
+                           [(as_vector(v), int(i)) for i, v in zip(passage_ids, vectors)])
 
     def clear_vectors(self) -> None:
-        with self.writing() as db:
+        with self.transaction() as db:
             db.execute("UPDATE passages SET vector = NULL WHERE vector IS NOT NULL")
 
     def passages_without_vector(self, limit: int) -> list[int]:
         """Ids of up to ``limit`` passages that have no vector (a partial index finds them), lowest first."""
-        rows = self.select("SELECT id FROM passages WHERE vector IS NULL ORDER BY id LIMIT %s", (limit,))
+        rows = self.query("SELECT id FROM passages WHERE vector IS NULL ORDER BY id LIMIT ?", (limit,))
         return [int(row[0]) for row in rows]
 
     def count_passages_without_vector(self) -> int:
-        return int(self.select("SELECT count(*) FROM passages WHERE vector IS NULL")[0][0])
+        return int(self.query("SELECT count(*) FROM passages WHERE vector IS NULL")[0][0])
 
     def get_passages(self, passage_ids: Sequence[int]) -> dict[int, PassageRow]:
         ids = as_ids(passage_ids)
         if not ids:
             return {}
-        rows = self.select(
+        rows = self.query(
             'SELECT p.id, p.article_id, p.ordinal, p.start, p."end",'
             ' substr(a.text, p.start + 1, p."end" - p.start) AS text'
-            " FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id = ANY(%s::bigint[])", (ids,))
+            " FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id = ANY(?::bigint[])", (ids,))
         return {int(r["id"]): PassageRow(int(r["id"]), int(r["article_id"]), int(r["ordinal"]), int(r["start"]),
                                          int(r["end"]), r["text"]) for r in rows}
 
@@ -306,8 +306,8 @@ class PostgresStore:
         ids = as_ids(passage_ids)
         if not ids:
             return {}
-        rows = self.select("SELECT p.id, p.article_id, a.published FROM passages p JOIN articles a"
-                           " ON a.id = p.article_id WHERE p.id = ANY(%s::bigint[])", (ids,))
+        rows = self.query("SELECT p.id, p.article_id, a.published FROM passages p JOIN articles a"
+                           " ON a.id = p.article_id WHERE p.id = ANY(?::bigint[])", (ids,))
         return {int(r["id"]): PassageOrigin(int(r["article_id"]), parse_date(r["published"])) for r in rows}
 
     # -- keyword search -------------------------------------------------------------------------------
@@ -316,10 +316,11 @@ class PostgresStore:
 
         Each of the question's words scores ``ts_rank`` (term frequency, saturating, and passage length)
         weighted by its BM25 inverse document frequency, so rare words count more, as in BM25. With a
-        ``budget``, as in Store.lexical_search, only the rarest words whose matches add up to at most
-        ``budget`` passages decide which passages are ranked (through the GIN index), and every word of
-        the question still adds to their scores; when even the rarest matches more, passages must hold
-        every word. A collection of no more passages than the budget is ranked whole."""
+        ``budget``, as in the FTS5 reference (index/stores/embedded/fts_reference.py), only the rarest
+        words whose matches add up to at most ``budget`` passages decide which passages are ranked
+        (through the GIN index), and every word of the question still adds to their scores; when even
+        the rarest matches more, passages must hold every word. A collection of no more passages than
+        the budget is ranked whole."""
         words = query_words(question)
         if not words:
             return []
@@ -339,7 +340,9 @@ class PostgresStore:
             if not counts:
                 return []
             total = max(total, *counts.values())
-            chosen, operator = _within(counts, budget) if within else (list(counts), "||")
+            # Within a budget, passages holding one of the rarest words; when even the rarest is too common, all.
+            chosen = rarest_within(counts, budget) if within else list(counts)
+            chosen, operator = (chosen, "||") if chosen else (list(counts), "&&")
             scored = list(counts)
             weights = [math.log(1 + (total - counts[w] + 0.5) / (counts[w] + 0.5)) for w in scored]
             query = f"plainto_tsquery('{TEXT_CONFIG}', %s)"
@@ -389,7 +392,7 @@ class PostgresStore:
 
     def file_size(self) -> int:
         """Bytes on disk of the whole database (tables, indexes, TOAST)."""
-        return int(self.select("SELECT pg_database_size(current_database())")[0][0])
+        return int(self.query("SELECT pg_database_size(current_database())")[0][0])
 
 
 class AdvisoryLock:
@@ -454,24 +457,3 @@ def describe(dsn: str) -> str:
     port = f":{parts['port']}" if parts.get("port") and not str(host).startswith("/") else ""
     user = f" as {parts['user']}" if parts.get("user") else ""
     return f"PostgreSQL database {parts.get('dbname') or parts.get('user') or '(default)'} on {host}{port}{user}"
-
-
-def _within(counts: dict[str, int], budget: int) -> tuple[list[str], str]:
-    """The rarest words whose matches add up to at most ``budget`` (any may match), else every word (all must)."""
-    chosen: list[str] = []
-    total = 0
-    for word in sorted(counts, key=counts.__getitem__):
-        if total + counts[word] > budget:
-            break
-        chosen.append(word)
-        total += counts[word]
-    return (chosen, "||") if chosen else (list(counts), "&&")
-
-
-def _article(row: Row) -> Article:
-    return Article(
-        id=int(row["id"]), title=row["title"], text=row["text"], url=row["url"],
-        published=parse_date(row["published"]), source=row["source"], author=row["author"],
-        added_by=row["added_by"], added_at=datetime.fromisoformat(row["added_at"]),
-        passage_count=int(row["passage_count"]),
-    )

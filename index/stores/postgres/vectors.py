@@ -46,10 +46,10 @@ class PgVectorIndex:
         """Nothing to do: every change is already committed to the database."""
 
     def __len__(self) -> int:
-        return int(self.store.select("SELECT count(*) FROM passages WHERE vector IS NOT NULL")[0][0])
+        return int(self.store.query("SELECT count(*) FROM passages WHERE vector IS NOT NULL")[0][0])
 
     def ids(self) -> np.ndarray:
-        rows = self.store.select("SELECT id FROM passages WHERE vector IS NOT NULL ORDER BY id")
+        rows = self.store.query("SELECT id FROM passages WHERE vector IS NOT NULL ORDER BY id")
         return np.array([row[0] for row in rows], dtype=np.int64)
 
     def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
@@ -57,22 +57,19 @@ class PgVectorIndex:
         if len(ids) == 0:
             return
         rows = [(vector, passage_id, vector) for passage_id, vector in zip(as_ids(ids), map(as_vector, vectors))]
-        with self.store.connection() as connection, connection.transaction():
-            cursor = connection.cursor()
-            cursor.executemany("UPDATE passages SET vector = %s WHERE id = %s AND vector IS DISTINCT FROM %s", rows)
-            if cursor.rowcount > 0:
-                self.store.mark_changed(connection)
+        with self.store.transaction() as db:
+            cursor = db.executemany("UPDATE passages SET vector = ? WHERE id = ? AND vector IS DISTINCT FROM ?", rows)
+            db.changed = cursor.rowcount > 0
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Clear these passages' vectors; returns how many held one."""
         if len(ids) == 0:
             return 0
-        with self.store.connection() as connection, connection.transaction():
-            cursor = connection.execute("UPDATE passages SET vector = NULL"
-                                        " WHERE id = ANY(%s::bigint[]) AND vector IS NOT NULL", (as_ids(ids),))
+        with self.store.transaction() as db:
+            cursor = db.execute("UPDATE passages SET vector = NULL WHERE id = ANY(?::bigint[]) AND vector IS NOT NULL",
+                                (as_ids(ids),))
             removed = max(cursor.rowcount, 0)
-            if removed:
-                self.store.mark_changed(connection)
+            db.changed = removed > 0
         return removed
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -110,4 +107,4 @@ class PgVectorIndex:
 
     def disk_bytes(self) -> int:
         """Bytes on disk of the HNSW index."""
-        return int(self.store.select("SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)", (VECTOR_INDEX,))[0][0])
+        return int(self.store.query("SELECT coalesce(pg_relation_size(to_regclass(?)), 0)", (VECTOR_INDEX,))[0][0])

@@ -1,45 +1,14 @@
-"""Recent answers kept per chat so that "more" and "sources" buttons can page through them: in process
-memory for the embedded store (one bot process), in the shared database for the server store (several
-replicas, any of which may get the button press: index/stores/postgres/results.py)."""
+"""Recent answers kept in process memory, so that "more" and "sources" buttons can page through them:
+the embedded store has one bot process (the server store keeps them in the shared database:
+index/stores/postgres/results.py)."""
 
 from __future__ import annotations
 
 import secrets
 import threading
 from collections import OrderedDict
-from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
 
-from index.config import Settings
 from index.search.hybrid import Answer
-from index.stores.embedded.store import Store
-
-if TYPE_CHECKING:
-    from index.library import Library
-
-
-class ResultStore(Protocol):
-    """Answers keyed by (chat, token)."""
-
-    def put(self, chat_id: int, answer: Answer) -> str: ...
-
-    def update(self, chat_id: int, token: str, answer: Answer) -> None: ...
-
-    def get(self, chat_id: int, token: str) -> Answer | None: ...
-
-
-def results_for(library: "Library", settings: Settings) -> ResultStore:
-    """The result store that fits the library's store: memory for SQLite, the database for PostgreSQL."""
-    if isinstance(library.store, Store):
-        return ResultCache()
-    from index.stores.postgres.store import PostgresStore  # psycopg is only installed for the server store
-
-    if isinstance(library.store, PostgresStore):
-        from index.stores.postgres.results import PgResultStore
-
-        return PgResultStore(library.store, ttl=timedelta(hours=settings.postgres.result_ttl_hours),
-                             max_per_chat=settings.postgres.result_max_per_chat)
-    raise TypeError(f"no result store for a library kept in {type(library.store).__name__}")
 
 
 class ResultCache:

@@ -1,0 +1,155 @@
+"""The server backend: one PostgreSQL database with pgvector (index/stores/postgres/store.py) shared by
+every process and replica. The vectors live in the passages table with an HNSW index
+(index/stores/postgres/vectors.py), written in the same transaction as their passages, so there is no
+file to load, save or repair. Writers hold a PostgreSQL advisory lock, which excludes writers on every
+machine and is freed by the server if its holder dies.
+
+psycopg is optional (the postgres extra): this module imports it only when the backend opens, so that
+a missing extra is one clear ConfigError."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from index.config import Settings
+from index.embedding.embedder import Embedder
+from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
+from index.stores.base import Backend, FeedLocks, ResultStore
+
+if TYPE_CHECKING:
+    from index.stores.postgres.store import AdvisoryLock, PostgresStore
+    from index.stores.postgres.vectors import PgVectorIndex
+
+log = logging.getLogger(__name__)
+# Passages re-embedded per transaction (an interrupted re-embedding resumes after the last).
+EMBED_BATCH = 1_024
+
+
+@dataclass(frozen=True)
+class BudgetedKeywords:
+    """PostgreSQL's full-text ranking, held to ``search.lexical_budget`` (see PostgresStore.lexical_search)."""
+
+    store: PostgresStore
+    budget: int
+
+    def lexical_search(self, question: str, limit: int) -> list[tuple[int, float]]:
+        return self.store.lexical_search(question, limit, self.budget)
+
+
+class PostgresBackend(Backend):
+    """One PostgreSQL database with pgvector, shared by every process and replica."""
+
+    name = "postgres"
+    store: PostgresStore
+    vectors: PgVectorIndex
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        super().__init__(settings, embedder)
+        pg = settings.postgres
+        if not pg.dsn.strip():
+            raise ConfigError('[library] store = "postgres" needs a connection string: [postgres] dsn in the '
+                              "config file, or NEWSBOT_POSTGRES_DSN")
+        try:
+            import pgvector  # noqa: F401 - checked here, used by the store
+            import psycopg
+            from psycopg_pool import PoolTimeout
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f'[library] store = "postgres" needs the postgres extra ({exc.name} is missing): '
+                              "pip install -e '.[postgres]'") from None
+        from index.stores.postgres.store import WRITER_LOCK, AdvisoryLock, PostgresStore, describe
+        from index.stores.postgres.vectors import PgVectorIndex
+        self._where = describe(pg.dsn)
+        try:
+            self.store = PostgresStore(pg.dsn, embedder.dimension, min_connections=pg.pool_min,
+                                       max_connections=pg.pool_max, hnsw_m=pg.hnsw_m,
+                                       hnsw_ef_construction=pg.hnsw_ef_construction)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None
+        self.vectors = PgVectorIndex(self.store, pg.hnsw_ef_search)
+        self.keywords = BudgetedKeywords(self.store, settings.search.lexical_budget)
+        self._lock: AdvisoryLock = AdvisoryLock(pg.dsn, WRITER_LOCK, settings.library.lock_timeout)
+
+    @property
+    def location(self) -> str:
+        return self._where
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        if not self._lock.acquire():
+            raise LibraryBusy(
+                f"The library in the {self._where} is being changed by another process or replica "
+                f"(waited {self.settings.library.lock_timeout:g} s); try again in a moment.")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def open(self) -> None:
+        self.check_model()
+        self._embed_missing()
+
+    def _embed_missing(self) -> None:
+        """Embed the passages that have no vector (after a change of model), a batch per transaction."""
+        lacking = self.store.count_passages_without_vector()
+        if not lacking:
+            return
+        log.warning("embedding %d passages that have no vector", lacking)
+        with tqdm(total=lacking, desc="embedding", unit="passage", disable=lacking < 1000) as progress:
+            while ids := self.store.passages_without_vector(EMBED_BATCH):
+                self.embed_stored(ids, show_progress=False)
+                progress.update(len(ids))
+
+    def sync(self) -> None:
+        """Nothing: the vectors and their index are the database's, which every process reads."""
+
+    def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None,
+                  bodies: Sequence[str] = ()) -> None:
+        """Nothing: the vectors were written (or deleted) with their passages, in the same transaction."""
+
+    @property
+    def unsaved(self) -> bool:
+        return False
+
+    def save(self) -> None:
+        """Nothing: every change is committed to the database."""
+
+    def index_bytes(self) -> int:
+        return self.vectors.disk_bytes()
+
+    def backup(self, target: Path) -> None:
+        raise IngestError(
+            f"This library is kept in the {self._where}: back it up with PostgreSQL's own tools, e.g. "
+            "`pg_dump --format=custom --file=newsbot.dump DSN` (safe while the bots run), or the database "
+            "service's snapshots.")
+
+    def restore(self, source: Path) -> None:
+        raise IngestError(
+            f"This library is kept in the {self._where}: restore a pg_dump archive with PostgreSQL's own tools, "
+            "e.g. `pg_restore --clean --if-exists --dbname=DSN newsbot.dump`, then restart the bots.")
+
+    def feed_locks(self) -> FeedLocks:
+        """A PostgreSQL advisory lock per feed, so that one replica at a time polls it."""
+        from index.stores.postgres.feed_locks import PgFeedLocks
+
+        return PgFeedLocks(self.store)
+
+    def results(self, settings: Settings) -> ResultStore:
+        """The shared database: a button pressed on one replica works on any other."""
+        from index.stores.postgres.results import PgResultStore
+
+        return PgResultStore(self.store, ttl=timedelta(hours=settings.postgres.result_ttl_hours),
+                             max_per_chat=settings.postgres.result_max_per_chat)
+
+    def close(self) -> None:
+        try:
+            self._lock.close()
+        finally:
+            self.store.close()

@@ -19,7 +19,7 @@ from index.ingest.feeds import FeedPoller, PollReport
 from index.ingest.fetch import fetch
 from index.library import AddResult, Library
 from index.search.hybrid import Answer
-from index.stores.results import ResultStore, results_for
+from index.stores.base import ResultStore
 
 MAX_QUESTION_CHARS = 1000
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
@@ -62,7 +62,7 @@ class ChatService:
         """``results``: where answers wait for their buttons (default: what suits the library's store)."""
         self.library = library
         self.settings = settings
-        self.results = results if results is not None else results_for(library, settings)
+        self.results = results if results is not None else library.backend.results(settings)
         self.feeds = FeedPoller(library)
 
     def is_admin(self, user_id: int | None) -> bool:

@@ -15,7 +15,6 @@ from index.errors import IngestError
 from index.ingest.extract import from_html
 from index.ingest.fetch import FEED_TYPES, fetch
 from index.library import AddResult, Library
-from index.stores.feed_locks import feed_locks_for
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(days=1)
@@ -140,7 +139,7 @@ def _feed(row) -> Feed:
 
 class FeedPoller:
     """Polls feeds on the caller's event loop; adding articles runs in worker threads. One round at a time
-    in this process, and each feed under its lock (index/stores/feed_locks.py), so that of several processes
+    in this process, and each feed under its lock (Backend.feed_locks), so that of several processes
     sharing a PostgreSQL library only one polls a given feed at a time."""
 
     def __init__(self, library: Library) -> None:
@@ -148,7 +147,7 @@ class FeedPoller:
         self.settings = library.settings
         self.feeds = FeedStore(library)
         self.interval = timedelta(minutes=self.settings.feeds.poll_minutes)
-        self.locks = feed_locks_for(library.store)
+        self.locks = library.backend.feed_locks()
         self._lock = asyncio.Lock()
 
     async def subscribe(self, url: str, added_by: str) -> PollReport:

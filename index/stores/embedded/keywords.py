@@ -3,10 +3,10 @@ every passage holding one) from postings lists with numpy, faster than FTS5's bm
 held to the rarer words (figures: docs/benchmarks.md).
 
 The ranking is FTS5's (the same terms, through FTS5's own tokenizer; the same k1, b and idf); FTS5
-stays in the database as the reference ranking (index/stores/embedded/fts_reference.py). The postings are a copy of SQLite's
-passages, like the FAISS file: one memory-mapped file beside the database, rewritten when enough has
-changed, plus the passages added since in memory; checked against SQLite whenever the library opens
-or another process writes.
+stays in the database as the reference ranking (index/stores/embedded/fts_reference.py). The postings
+are a copy of SQLite's passages, like the FAISS file: one memory-mapped file beside the database,
+rewritten when enough has changed, plus the passages added since in memory; checked against SQLite
+whenever the library opens or another process writes.
 
 As in Lucene, a removed passage still counts in its terms' document frequencies until its postings
 are merged away (at the latest when the file is next written); it is never returned."""

@@ -1,8 +1,8 @@
 """Vector search in PostgreSQL: pgvector's HNSW index (cosine) over ``passages.vector``.
 
 The column is the index: adding a vector writes it there, removing one clears it, so the database
-holds nothing to save or rebuild and every process sees each change at once. Same interface as
-VectorIndex (index/stores/embedded/vectors.py)."""
+holds nothing to save or rebuild and every process sees each change at once. Follows VectorSearch
+(index/stores/base.py), as the embedded store's FAISS index does."""
 
 from __future__ import annotations
 

@@ -4,40 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
+from typing import Sequence
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot import texts
+from bot.context import BOT_CONTEXT_TYPES, attach_service
 from bot.handlers.admin import on_add, on_document, on_list, on_remove, on_stats
-from bot.handlers.buttons import on_button
+from bot.handlers.buttons import (
+    LIST_PATTERN,
+    MORE_PATTERN,
+    SOURCES_PATTERN,
+    on_list_page,
+    on_more_passages,
+    on_sources,
+    on_stale_button,
+)
 from bot.handlers.errors import on_error
 from bot.handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
-from bot.handlers.info import on_help
+from bot.handlers.info import on_help, on_unknown_command
 from bot.handlers.questions import on_question
 from bot.retries import RetryingRateLimiter
 from bot.service import ChatService
 from index.config import Settings
 
 log = logging.getLogger(__name__)
-PUBLIC_COMMANDS = [BotCommand("help", "What I know and how to ask"), BotCommand("start", "Start here")]
-ADMIN_COMMANDS = PUBLIC_COMMANDS + [
-    BotCommand("add", "Add articles: URLs, or pasted text"),
-    BotCommand("remove", "Remove an article by id"),
-    BotCommand("list", "List articles, newest first"),
-    BotCommand("stats", "Library size and model"),
-    BotCommand("subscribe", "Follow an RSS/Atom feed"),
-    BotCommand("feeds", "Subscribed feeds and their state"),
-    BotCommand("unsubscribe", "Stop following a feed"),
-]
+PUBLIC_COMMANDS = [BotCommand(command, description) for command, description in texts.PUBLIC_COMMAND_MENU]
+ADMIN_COMMANDS = PUBLIC_COMMANDS + [BotCommand(command, description)
+                                    for command, description in texts.ADMIN_COMMAND_MENU]
 
 
-async def register_commands(application: Application) -> None:
+async def register_commands(application: Application, admin_ids: Sequence[int]) -> None:
     """Command menus: the public list for everyone, the admin list in each admin's private chat."""
     bot = application.bot
     await bot.set_my_commands(PUBLIC_COMMANDS, scope=BotCommandScopeDefault())
-    service: ChatService = application.bot_data["service"]
-    for admin_id in service.settings.bot.admin_ids:
+    for admin_id in admin_ids:
         try:
             await bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:  # e.g. the admin has not started a chat with the bot yet
@@ -54,10 +58,11 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
         .base_file_url(f"{base}/file/bot")
         .rate_limiter(RetryingRateLimiter())
         .concurrent_updates(True)
-        .post_init(register_commands)
+        .context_types(BOT_CONTEXT_TYPES)
+        .post_init(partial(register_commands, admin_ids=settings.bot.admin_ids))
         .build()
     )
-    application.bot_data["service"] = service
+    attach_service(application, service)
     application.add_handler(CommandHandler(["start", "help"], on_help))
     application.add_handler(CommandHandler("add", on_add))
     application.add_handler(CommandHandler("remove", on_remove))
@@ -66,9 +71,13 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
     application.add_handler(CommandHandler("subscribe", on_subscribe))
     application.add_handler(CommandHandler("unsubscribe", on_unsubscribe))
     application.add_handler(CommandHandler("feeds", on_feeds))
+    application.add_handler(MessageHandler(filters.COMMAND, on_unknown_command))  # after every CommandHandler
     application.add_handler(MessageHandler(filters.Document.ALL, on_document))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_question))
-    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(CallbackQueryHandler(on_more_passages, pattern=MORE_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_sources, pattern=SOURCES_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_list_page, pattern=LIST_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_stale_button))  # any other data: after the three above
     application.add_error_handler(on_error)
     application.job_queue.run_repeating(poll_feeds_job, interval=settings.feeds.check_seconds, first=5,
                                         name="poll feeds")

@@ -8,16 +8,12 @@ from typing import Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
 
-from bot.service import ChatService, Reply
+from bot.context import BotContext
+from bot.service import Reply
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 log = logging.getLogger(__name__)
-
-
-def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
-    return context.application.bot_data["service"]
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -27,7 +23,7 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
                                  for row in reply.buttons])
 
 
-async def show_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: ChatAction) -> None:
+async def show_action(context: BotContext, chat_id: int, action: ChatAction) -> None:
     """Show "typing…" (or another action); a failure is logged, never in the way of the answer."""
     try:
         await context.bot.send_chat_action(chat_id, action)
@@ -35,7 +31,7 @@ async def show_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: 
         log.info("could not show %s in %s: %s", action.value, chat_id, exc)
 
 
-async def send_replies(context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: Sequence[Reply],
+async def send_replies(context: BotContext, chat_id: int, replies: Sequence[Reply],
                        reply_to: int | None = None) -> list[Message]:
     """Send each reply as one message; only the first quotes the user's message."""
     sent = []

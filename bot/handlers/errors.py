@@ -6,13 +6,14 @@ import logging
 
 from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
-from telegram.ext import ContextTypes
+
+from bot.context import BotContext
+from bot.texts import APOLOGY
 
 log = logging.getLogger(__name__)
-APOLOGY = "Sorry, something went wrong while handling that. Please try again in a moment."
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: BotContext) -> None:
     error = context.error
     if isinstance(error, (NetworkError, TimedOut, RetryAfter)) and not isinstance(update, Update):
         log.warning("Telegram connection problem: %s", error)  # PTB retries polling by itself

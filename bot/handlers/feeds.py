@@ -6,21 +6,21 @@ import logging
 
 from telegram import Update
 from telegram.constants import ChatAction
-from telegram.ext import ContextTypes
 
-from bot.handlers.admin import added_by, admin_command, command_argument, refuse_unless_admin
-from bot.telegram_io import send_replies, service_of, show_action
+from bot.context import BotContext
+from bot.handlers.common import added_by, admin_command, command_argument, refuse_unless_admin
+from bot.telegram_io import send_replies, show_action
 
 log = logging.getLogger(__name__)
 
 
-async def on_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_subscribe(update: Update, context: BotContext) -> None:
     message = update.effective_message
     if message is None or await refuse_unless_admin(update, context):
         return
     await show_action(context, message.chat_id, ChatAction.TYPING)
     user = update.effective_user
-    reply = await service_of(context).subscribe(user.id, command_argument(message), added_by(user))
+    reply = await context.service.subscribe(user.id, command_argument(message), added_by(user))
     await send_replies(context, message.chat_id, [reply], reply_to=message.message_id)
 
 
@@ -28,10 +28,10 @@ on_unsubscribe = admin_command(lambda service, user_id, argument: service.unsubs
 on_feeds = admin_command(lambda service, user_id, argument: service.feed_list(user_id))
 
 
-async def poll_feeds_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def poll_feeds_job(context: BotContext) -> None:
     """Runs on the job queue; a failing feed is recorded (see /feeds), never raised."""
     try:
-        reports = await service_of(context).poll_feeds()
+        reports = await context.service.poll_feeds()
     except Exception:
         log.exception("polling feeds failed")
         return

@@ -7,9 +7,9 @@ import re
 
 from telegram import Message, Update
 from telegram.constants import ChatAction, ChatType
-from telegram.ext import ContextTypes
 
-from bot.telegram_io import send_replies, service_of, show_action
+from bot.context import BotContext
+from bot.telegram_io import send_replies, show_action
 
 
 def question_text(message: Message, bot_id: int, bot_username: str) -> str | None:
@@ -25,7 +25,7 @@ def question_text(message: Message, bot_id: int, bot_username: str) -> str | Non
     return re.sub(re.escape(mention), " ", text, flags=re.IGNORECASE).strip()
 
 
-async def on_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_question(update: Update, context: BotContext) -> None:
     message = update.effective_message
     if message is None or message.text is None:
         return
@@ -33,5 +33,5 @@ async def on_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if question is None:
         return
     await show_action(context, message.chat_id, ChatAction.TYPING)
-    replies = await asyncio.to_thread(service_of(context).answer, message.chat_id, question)
+    replies = await asyncio.to_thread(context.service.answer, message.chat_id, question)
     await send_replies(context, message.chat_id, replies, reply_to=message.message_id)

@@ -143,6 +143,33 @@ def test_groups_answer_only_when_mentioned(bot: RunningBot) -> None:
     assert len(bot.server.messages(group)) == 1  # the chatter got no reply
 
 
+def test_unknown_commands_point_to_help_in_private_and_when_addressed_in_groups(bot: RunningBot) -> None:
+    for command in ("/hlep", "/follow"):
+        [reply] = bot.ask(510, f"{command} the port strike")
+        assert reply["text"] == f"I don't know {command}. Send /help to see what I can do."
+    group, username = -1002, bot.server.bot_user["username"]
+    bot.server.send_text(group, "/hlep", chat_type="group", user_id=7)  # for whichever bot knows it: quiet
+    bot.server.send_text(group, "/follow@OtherNewsBot", chat_type="group", user_id=7)  # another bot's: quiet
+    [reply] = bot.ask(group, f"/follow@{username} the port strike", chat_type="group", user_id=7)
+    assert reply["text"] == "I don't know /follow. Send /help to see what I can do."
+    [known] = bot.ask(group, f"/help@{username}", chat_type="group", user_id=7)
+    assert known["text"].startswith("I answer questions")
+    time.sleep(2)  # time for a reply to the quiet ones, were one coming
+    assert len(bot.server.messages(group)) == 2
+
+
+def test_buttons_of_no_known_kind_are_answered_as_stale(bot: RunningBot) -> None:
+    chat = 511
+    [own] = bot.ask(chat, "/help")
+    for data in ("page:2", "more:abc:two", "list:-1"):
+        query_id = bot.server.press_button(chat, own["message_id"], data, check_keyboard=False)
+        answer = bot.server.wait_until(
+            lambda: next((c for c in bot.server.answered_callbacks if c["callback_query_id"] == query_id), None),
+            timeout=30, describe=lambda: str(bot.server.answered_callbacks))
+        assert answer["text"] == "This button no longer works.", data
+    assert len(bot.server.messages(chat)) == 1  # only the /help reply
+
+
 def test_rate_limited_reply_is_delivered_exactly_once(bot: RunningBot) -> None:
     chat = 506
     bot.server.fail_next("sendMessage", status=429, retry_after=1)

@@ -1,0 +1,162 @@
+"""Everything a reader or an admin reads from the bot, in one place to review (and later translate).
+
+Texts are Telegram HTML unless a name says otherwise; values put into them by the helpers below are
+escaped here. The passages, sources and article lists themselves are drawn by bot/render.py."""
+
+from __future__ import annotations
+
+from html import escape
+
+# -- who may do what --------------------------------------------------------------------------------
+REFUSAL = "Sorry, only the bot's admins can do that. You can ask me questions about the articles, though."
+
+# -- questions --------------------------------------------------------------------------------------
+EMPTY_QUESTION = "Please send me a question, for example: <i>What did the UN Security Council say?</i>"
+NOT_WORDS = "I search the articles by words. Please ask your question in words."
+NO_ARTICLES = "I have no articles yet, so I cannot answer. An admin can add some with /add."
+
+
+def question_too_long(length: int, limit: int) -> str:
+    return (f"That message is too long to be a question ({length:,} characters; please keep it "
+            f"under {limit:,}). To add an article, admins can use /add.")
+
+
+# -- buttons ----------------------------------------------------------------------------------------
+MORE_PASSAGES = "More passages"
+SOURCES = "Sources"
+NEWER = "‹ Newer"
+OLDER = "Older ›"
+EXPIRED = "Those results are no longer available. Please ask the question again."
+NO_MORE_PASSAGES = "No more passages for this question."
+STALE_BUTTON = "This button no longer works."
+
+# -- /start and /help -------------------------------------------------------------------------------
+HELP_INTRO = ("I answer questions from a collection of news articles, quoting the passages that answer them "
+              "with their article, source, date and link.")
+HELP_HOW_TO_ASK = ["Just send me a question, for example: <i>What did the UN Security Council say?</i>",
+                   "In groups, mention me or reply to one of my messages."]
+HELP_ADMIN = [
+    "<b>Admin commands</b>",
+    "/add URL … — add articles from the web",
+    "/add followed by pasted text — add it as an article (first line is the title)",
+    "Send a .txt, .md, .html or .pdf file — add it as an article",
+    "/remove ID — remove an article",
+    "/list — list the articles, newest first",
+    "/stats — library size and model",
+    "/subscribe FEED_URL — add a feed's new articles automatically",
+    "/feeds — subscribed feeds and their state; /unsubscribe ID",
+]
+
+
+def help_library_size(count: int, newest: str | None) -> str:
+    """How many articles the bot knows, and the date of the newest (already formatted) if any."""
+    return (f"I know <b>{count}</b> article{'s' if count != 1 else ''}"
+            + (f"; the newest is from {newest}." if newest else "."))
+
+
+# -- unknown commands -------------------------------------------------------------------------------
+def unknown_command(command: str) -> str:
+    return f"I don't know {escape(command)}. Send /help to see what I can do."
+
+
+# -- adding articles --------------------------------------------------------------------------------
+ADD_USAGE = ("Usage:\n/add URL [URL …] — add articles from the web\n"
+             "/add followed by the article's text on the next lines — the first line is the title\n"
+             "or send a .txt, .md, .html or .pdf file.")
+ADD_MARKS = {"added": "✅", "replaced": "🔄", "duplicate": "⏭", "failed": "⚠️"}
+
+
+def adding(count: int) -> str:
+    return f"Adding {count} article(s)…"
+
+
+def add_progress_heading(done: bool, handled: int, total: int) -> str:
+    return f"<b>{'Done' if done else 'Adding'}</b> ({handled}/{total})"
+
+
+def file_too_large(name: str, size: int, limit: int) -> str:
+    return f"⚠️ {escape(name)} is too large ({size:,} bytes; the limit is {limit:,})."
+
+
+# -- removing and listing ---------------------------------------------------------------------------
+REMOVE_USAGE = "Usage: /remove ID — the article's number as shown by /list, e.g. <code>/remove 12</code>."
+
+
+def no_such_article(article_id: int) -> str:
+    return f"There is no article #{article_id}. See /list."
+
+
+def removed(article_line: str, article_id: int, passages: int) -> str:
+    """``article_line``: the article's title, source and date, already HTML (bot/render.py)."""
+    return f"Removed {article_line} (#{article_id}, {passages} passages)."
+
+
+# -- feeds ------------------------------------------------------------------------------------------
+SUBSCRIBE_USAGE = "Usage: /subscribe FEED_URL — an RSS or Atom feed; its new articles are added automatically."
+UNSUBSCRIBE_USAGE = "Usage: /unsubscribe ID — the feed's number as shown by /feeds."
+
+
+def cannot_subscribe(error: str) -> str:
+    return f"⚠️ Could not subscribe: {escape(error)}"
+
+
+def subscribed(title: str, feed_id: int, minutes: float) -> str:
+    return f"Subscribed to <b>{escape(title)}</b> (feed #{feed_id}); checked every {minutes:g} minutes."
+
+
+def no_such_feed(feed_id: int) -> str:
+    return f"There is no feed #{feed_id}. See /feeds."
+
+
+def unsubscribed(title: str, feed_id: int) -> str:
+    return f"Unsubscribed from {escape(title)} (feed #{feed_id}). Its articles stay in the library."
+
+
+# -- /stats -----------------------------------------------------------------------------------------
+def stats_lines(*, articles: int, passages: int, vectors: int, newest: str, store: str, database_bytes: int,
+                index_bytes: int, model: str) -> list[str]:
+    """The library's size and model; ``newest`` is an already formatted date."""
+    return [
+        "<b>Library</b>",
+        f"Articles: {articles}",
+        f"Passages: {passages} ({vectors} vectors)",
+        f"Newest article: {newest}",
+        f"Database ({store}): {database_bytes / 1e6:.1f} MB, search indexes: {index_bytes / 1e6:.1f} MB",
+        f"Model: {escape(model)}",
+    ]
+
+
+# -- failures ---------------------------------------------------------------------------------------
+APOLOGY = "Sorry, something went wrong while handling that. Please try again in a moment."
+
+# -- the command menus Telegram shows (plain text) --------------------------------------------------
+PUBLIC_COMMAND_MENU = [("help", "What I know and how to ask"), ("start", "Start here")]
+ADMIN_COMMAND_MENU = [
+    ("add", "Add articles: URLs, or pasted text"),
+    ("remove", "Remove an article by id"),
+    ("list", "List articles, newest first"),
+    ("stats", "Library size and model"),
+    ("subscribe", "Follow an RSS/Atom feed"),
+    ("feeds", "Subscribed feeds and their state"),
+    ("unsubscribe", "Stop following a feed"),
+]
+
+# -- the terminal console -----------------------------------------------------------------------------
+CONSOLE_COMMANDS = ("Try /help, /add, /file PATH, /list, /remove ID, /stats, /subscribe URL, /feeds, /unsubscribe ID,"
+                    " /poll or /quit.")
+CONSOLE_ADD_USAGE = "Usage: /add URL [URL …]  or  /add Title\\nText of the article…  or  /file PATH"
+CONSOLE_FILE_USAGE = "Usage: /file PATH (a .txt, .md, .html or .pdf file)"
+CONSOLE_PRESS_HINT = "(type the number)"
+
+
+def console_unknown_command(command: str) -> str:
+    """Plain text: the console lists its own commands, which /help does not all name."""
+    return f"I don't know {escape(command)}. {CONSOLE_COMMANDS}"
+
+
+def console_polled(count: int) -> str:
+    return f"Polled {count} feed(s) that were due."
+
+
+def console_cannot_read(path: str, reason: str) -> str:
+    return f"Cannot read {escape(path)}: {escape(reason)}"

@@ -88,16 +88,12 @@ def run(settings: Settings, token: str, service: ChatService) -> None:
     """Serve until interrupted, by long polling or by PTB's webhook server."""
     application = build_application(settings, token, service)
     updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
-    if settings.bot.mode == "webhook":
-        if not settings.bot.webhook_url:
-            raise SystemExit("bot.mode is 'webhook' but bot.webhook_url is empty")
+    if settings.bot.mode == "webhook":  # the settings' own checks made sure webhook_url is set
         application.run_webhook(
             listen=settings.bot.webhook_listen, port=settings.bot.webhook_port, url_path="telegram",
             webhook_url=settings.bot.webhook_url.rstrip("/") + "/telegram", allowed_updates=updates,
             secret_token=hashlib.sha256(token.encode()).hexdigest()[:64],
         )
-    elif settings.bot.mode == "polling":
+    else:  # "polling", the only other mode the settings allow
         application.run_polling(allowed_updates=updates, timeout=settings.bot.poll_timeout,
                                 drop_pending_updates=False)
-    else:
-        raise SystemExit(f"bot.mode must be 'polling' or 'webhook', not {settings.bot.mode!r}")

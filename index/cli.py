@@ -11,8 +11,9 @@ from pathlib import Path
 
 from index.articles import parse_date
 from index.config import LIBRARY_STORES, Settings, load_settings
-from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
+from index.errors import BackupError, ConfigError, IngestError, LibraryBusy, LibraryUnavailable
 from index.ingest.feeds import Feed, FeedPoller, PollReport
+from index.inputs import count_argument, id_argument, offset_argument
 from index.library import AddResult, Library
 from index.samples import sample_paths
 
@@ -34,15 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--samples", action="store_true", help="add the project's sample articles")
 
     listing = commands.add_parser("list", help="list articles, newest first")
-    listing.add_argument("--offset", type=int, default=0)
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--offset", type=offset_argument, default=0)
+    listing.add_argument("--limit", type=count_argument, default=20)
 
     remove = commands.add_parser("remove", help="remove articles by id")
-    remove.add_argument("ids", nargs="+", type=int)
+    remove.add_argument("ids", nargs="+", type=id_argument)
 
     search = commands.add_parser("search", help="answer a question from the articles")
     search.add_argument("question")
-    search.add_argument("-k", type=int, help="passages to show")
+    search.add_argument("-k", type=count_argument, help="passages to show")
     search.add_argument("--date", help="the question's date for the recency prior (default: today)")
 
     commands.add_parser("stats", help="counts and sizes")
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     feed_add.add_argument("url")
     feed_commands.add_parser("list", help="subscribed feeds and their state")
     feed_remove = feed_commands.add_parser("remove", help="unsubscribe (the articles stay)")
-    feed_remove.add_argument("id", type=int)
+    feed_remove.add_argument("id", type=id_argument)
     feed_poll = feed_commands.add_parser("poll", help="poll the feeds that are due")
     feed_poll.add_argument("--all", action="store_true", help="poll every feed now")
 
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--variant", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[,...]",
                           help="also evaluate this ranking configuration on the same library (repeatable), e.g. "
                                "--variant 'no-rerank:reranker.candidates=0'")
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    evaluate.add_argument("--limit", type=count_argument, help="evaluate only the first N questions")
     evaluate.add_argument("--no-dates", action="store_true", help="ask every question as of today")
     evaluate.add_argument("--refusals", action="store_true",
                           help="also ask the specific questions with their answers removed from the corpus, and "
@@ -113,7 +114,8 @@ def _cmd_add(library: Library, args: argparse.Namespace) -> int:
     for result in library.add_sources(sources, progress=sys.stderr.isatty()):
         results.append(result)
         _print_result(result)
-    counts = {status: sum(r.status == status for r in results) for status in ("added", "replaced", "duplicate", "failed")}
+    counts = {status: sum(r.status == status for r in results)
+              for status in ("added", "replaced", "duplicate", "failed")}
     print(", ".join(f"{n} {status}" for status, n in counts.items() if n) or "nothing done")
     return 1 if counts["failed"] else 0
 
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                        "stats": _cmd_stats, "feed": _cmd_feed, "backup": _cmd_backup,
                        "restore": _cmd_restore}[args.command]
             return handler(library, args)
-    except (ConfigError, LibraryBusy, LibraryUnavailable, IngestError) as exc:
+    except (ConfigError, LibraryBusy, LibraryUnavailable, IngestError, BackupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,12 +7,22 @@ from html import escape
 from typing import Sequence
 
 from index.articles import Article
+from index.ingest.addresses import article_link as web_link
+from index.ingest.addresses import without_credentials, without_userinfo_in_host
 from index.ingest.feeds import Feed
 from index.search.hybrid import Hit
 
 MAX_MESSAGE_CHARS = 4096
 # Room kept free in each message for safety with multi-unit characters.
 _SAFETY = 16
+# The most an article's header (title, link, source, date) may take of a message, whatever is stored
+# (rows added before metadata was limited may hold very long titles), and its parts' shares of it.
+HEADER_SHARE = MAX_MESSAGE_CHARS // 4
+_TITLE_SHOWN = 320
+_SOURCE_SHOWN = 120
+_LINK_SHOWN = 480
+# Feed titles, addresses and errors in /feeds.
+_FEED_FIELD_SHOWN = 300
 
 
 def message_length(text: str) -> int:
@@ -25,14 +35,26 @@ def format_date(value: date | None) -> str:
 
 
 def article_link(article: Article) -> str:
-    title = escape(article.title)
-    return f'<a href="{escape(article.url, quote=True)}">{title}</a>' if article.url else f"<b>{title}</b>"
+    """The title, linked to the article only when its address is http(s) (credentials removed) and not huge."""
+    title = shown(article.title, _TITLE_SHOWN)
+    link = web_link(article.url)
+    href = escape(link, quote=True) if link else ""
+    return f'<a href="{href}">{title}</a>' if href and len(href) <= _LINK_SHOWN else f"<b>{title}</b>"
 
 
 def article_line(article: Article) -> str:
-    """Title (linked), source and date."""
-    source = f" — {escape(article.source)}" if article.source else ""
+    """Title (linked), source and date; never longer than HEADER_SHARE."""
+    source = f" — {shown(without_userinfo_in_host(article.source), _SOURCE_SHOWN)}" if article.source else ""
     return f"{article_link(article)}{source}, {format_date(article.published)}"
+
+
+def shown(raw: str, limit: int) -> str:
+    """Escaped text on one line, cut to at most ``limit`` characters (with "…" when cut)."""
+    line = " ".join(raw.split())
+    escaped = escape(line)
+    if message_length(escaped) <= limit:
+        return escaped
+    return escape_within(line, limit - 1) + "…"
 
 
 def passage_html(hit: Hit, number: int, max_chars: int = MAX_MESSAGE_CHARS - _SAFETY) -> str:
@@ -117,9 +139,12 @@ def feeds_html(feeds: Sequence[Feed]) -> str:
     lines = ["<b>Feeds</b>"]
     for feed in feeds:
         checked = feed.last_checked.strftime("%-d %b %H:%M UTC") if feed.last_checked else "never"
-        line = (f"#{feed.id} · {escape(feed.title or feed.url)} — {feed.articles_added} articles added, "
-                f"last checked {checked}, next {feed.next_poll.strftime('%-d %b %H:%M UTC')}\n    {escape(feed.url)}")
+        url = shown(without_credentials(feed.url), _FEED_FIELD_SHOWN)
+        line = (f"#{feed.id} · {shown(feed.title, _FEED_FIELD_SHOWN) if feed.title else url} — "
+                f"{feed.articles_added} articles added, "
+                f"last checked {checked}, next {feed.next_poll.strftime('%-d %b %H:%M UTC')}\n    {url}")
         if feed.last_error:
-            line += f"\n    ⚠️ {escape(feed.last_error)} ({feed.failures} failure{'s' if feed.failures != 1 else ''} in a row)"
+            line += (f"\n    ⚠️ {shown(feed.last_error, _FEED_FIELD_SHOWN)} "
+                     f"({feed.failures} failure{'s' if feed.failures != 1 else ''} in a row)")
         lines.append(line)
     return truncate_lines(lines)

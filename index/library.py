@@ -27,9 +27,11 @@ from index.articles import Article, ArticleDraft, content_hash, identity_key
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.errors import IngestError, LibraryBusy
+from index.ingest.addresses import is_web_address, without_credentials
 from index.ingest.chunking import Chunker, embedding_input
 from index.ingest.extract import SUPPORTED_SUFFIXES, from_bytes_named, from_plain_text
 from index.ingest.fetch import Download, fetch
+from index.ingest.files import read_article_file
 from index.ingest.near_duplicates import NearDuplicateIndex, signature
 from index.search.hybrid import Answer, HybridSearcher
 from index.search.reranker import Reranker, load_reranker
@@ -290,22 +292,14 @@ class Library:
             return AddResult(safe_name, "failed", message=str(exc))
 
     def _read_file(self, path: Path) -> "tuple[ArticleDraft, str] | AddResult":
-        name = path.name
         try:
-            size = path.stat().st_size
-            if size > self.settings.library.max_file_bytes:
-                return AddResult(name, "failed", message=(
-                    f"{name} is too large ({size:,} bytes; the limit is {self.settings.library.max_file_bytes:,})."))
-            data = path.read_bytes()
-        except IsADirectoryError:
-            return AddResult(name, "failed", message=f"{path} is a folder; name the files in it.")
-        except FileNotFoundError:
-            return AddResult(str(path), "failed", message=f"{path} does not exist.")
-        except OSError as exc:
-            return AddResult(name, "failed", message=f"{path} cannot be read ({exc.strerror or exc}).")
-        return self._read_bytes(data, name)
+            data = read_article_file(path, self.settings.library.max_file_bytes)
+        except IngestError as exc:
+            return AddResult(path.name or str(path), "failed", message=str(exc))
+        return self._read_bytes(data, path.name)
 
     def _read_url(self, url: str) -> "tuple[ArticleDraft, str] | AddResult":
+        url = without_credentials(url)
         try:
             download = asyncio.run(fetch(url, self.settings.fetch, self.settings.library.max_file_bytes))
         except IngestError as exc:
@@ -327,7 +321,7 @@ class Library:
         batch = _AddBatch(self, added_by)
         try:
             for item in tqdm(items, desc="adding", unit="article", disable=not progress or len(items) < 2):
-                read = self._read_url(item) if item.startswith(("http://", "https://")) else self._read_file(Path(item))
+                read = self._read_url(item) if is_web_address(item) else self._read_file(Path(item))
                 if isinstance(read, AddResult):
                     yield from batch.done(read)
                 else:
@@ -471,7 +465,7 @@ def expand_sources(sources: Iterable[str]) -> Iterator[str]:
     """Paths and URLs as given, with each folder replaced by the supported files below it."""
     for source in sources:
         path = Path(source)
-        if not source.startswith(("http://", "https://")) and path.is_dir():
+        if not is_web_address(source) and path.is_dir():
             for child in sorted(path.rglob("*")):
                 if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES - {""}:
                     yield str(child)

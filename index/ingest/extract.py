@@ -4,40 +4,31 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import frontmatter
 import trafilatura
-from charset_normalizer import from_bytes
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
 
-from index.articles import ArticleDraft, parse_date
+from index.articles import MAX_TITLE_CHARS, ArticleDraft, parse_date
 from index.errors import IngestError
+from index.ingest.addresses import without_credentials
+from index.ingest.encodings import decode_text
+from index.ingest.front_matter import field_text, split_front_matter
+
+__all__ = ["IngestError", "SUPPORTED_SUFFIXES", "decode_text", "from_bytes_named", "from_html", "from_markdown",
+           "from_pdf", "from_plain_text", "markdown_to_text"]
 
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 TEXT_SUFFIXES = {".txt", ".text", ""}
 PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = HTML_SUFFIXES | MARKDOWN_SUFFIXES | TEXT_SUFFIXES | PDF_SUFFIXES
-_MAX_TITLE_CHARS = 300
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _LINE_BREAK = re.compile(r"\s*\n\s*")
 _HTML_SNIFF = re.compile(rb"<(!doctype html|html|head|body|article|p)[\s>]", re.IGNORECASE)
-
-
-def decode_text(data: bytes, name: str) -> str:
-    """Bytes to text: UTF-8, else the encoding charset-normalizer detects; binary data is refused."""
-    if b"\x00" in data[:8192]:
-        raise IngestError(f"{name} looks like a binary file, not text, Markdown or HTML.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        best = from_bytes(data).best()
-        if best is None:
-            raise IngestError(f"{name} is not readable text (unknown encoding).") from None
-        return str(best)
 
 
 def _clean_lines(text: str) -> str:
@@ -52,8 +43,8 @@ def _split_title(text: str) -> tuple[str, str]:
     text = _clean_lines(text)
     first, _, rest = text.partition("\n")
     title = first.strip().lstrip("#").strip()
-    if len(title) > _MAX_TITLE_CHARS:
-        title = title[:_MAX_TITLE_CHARS].rsplit(" ", 1)[0] + "…"
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[:MAX_TITLE_CHARS].rsplit(" ", 1)[0] + "…"
         rest = text
     return title, rest.strip()
 
@@ -88,34 +79,31 @@ def markdown_to_text(markdown: str) -> str:
 
 
 def from_markdown(text: str, *, fallback_title: str | None = None) -> ArticleDraft:
-    """Markdown with optional YAML front matter (title, date, source, url, author)."""
-    try:
-        post = frontmatter.loads(text)
-    except Exception as exc:  # the YAML parser raises many kinds
-        raise IngestError(f"The front matter of this Markdown file is not valid YAML: {exc}") from None
-    meta = {str(k).lower(): v for k, v in post.metadata.items()}
-    body = markdown_to_text(post.content)
-    title = str(meta.get("title") or "").strip()
+    """Markdown with optional YAML front matter (title, date, source, url, author), read by front_matter."""
+    meta, content = split_front_matter(text)
+    body = markdown_to_text(content)
+    title = field_text(meta.get("title")) or ""
     if not title:
-        heading = re.search(r"^#\s+(.+)$", post.content, re.MULTILINE)
+        heading = re.search(r"^#\s+(.+)$", content, re.MULTILINE)
         if heading:
             title = heading.group(1).strip()
-            body = markdown_to_text(post.content.replace(heading.group(0), "", 1))
+            body = markdown_to_text(content.replace(heading.group(0), "", 1))
         else:
             title, body = _split_title(body)
     published = meta.get("date") or meta.get("published")
     return ArticleDraft(
         title=title or (fallback_title or "Untitled"),
         text=body,
-        url=_str_or_none(meta.get("url") or meta.get("link")),
-        published=parse_date(published),
-        source=_str_or_none(meta.get("source") or meta.get("site")),
-        author=_str_or_none(meta.get("author")),
+        url=field_text(meta.get("url") or meta.get("link")),
+        published=parse_date(published if isinstance(published, (str, date)) else None),
+        source=field_text(meta.get("source") or meta.get("site")),
+        author=field_text(meta.get("author")),
     )
 
 
 def from_html(html: str | bytes, *, url: str | None = None, fallback_title: str | None = None) -> ArticleDraft:
     """The main text and metadata of a news page, extracted by trafilatura."""
+    url = without_credentials(url) if url else None
     document = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                            include_tables=False)
     if document is None or not (document.text or "").strip():

@@ -11,6 +11,7 @@ import httpx
 
 from index.config import FetchSettings
 from index.errors import IngestError
+from index.ingest.addresses import without_credentials
 from index.ingest.netguard import resolve_checked
 
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/markdown", "application/pdf")
@@ -43,7 +44,9 @@ class Download:
 
 async def fetch(url: str, settings: FetchSettings, max_bytes: int, *, accept: tuple[str, ...] = PAGE_TYPES,
                 headers: dict[str, str] | None = None) -> Download:
-    """GET ``url``; every failure becomes an IngestError whose message suits the user."""
+    """GET ``url``; every failure becomes an IngestError whose message suits the user. Credentials written
+    into an address (``user:password@``) are dropped before anything else: never sent, logged or shown."""
+    url = without_credentials(url)
     try:
         return await asyncio.wait_for(_fetch(url, settings, max_bytes, accept, headers or {}), settings.timeout)
     except asyncio.TimeoutError:
@@ -68,7 +71,7 @@ async def _fetch(url: str, settings: FetchSettings, max_bytes: int, accept: tupl
                         location = response.headers.get("location")
                         if not location:
                             raise IngestError(f"{current} redirects nowhere.")
-                        current = urljoin(current, location)
+                        current = without_credentials(urljoin(current, location))
                         continue
                     return await _read(current, response, accept, max_bytes)
             except httpx.TimeoutException:
@@ -85,6 +88,8 @@ def _parse(url: str) -> httpx.URL:
         raise IngestError(f"Not a valid web address: {url!r}.") from None
     if parsed.scheme not in _DEFAULT_PORTS or not parsed.host:
         raise IngestError(f"Not a web address: {url!r} (it must start with http:// or https://).")
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise IngestError(f"Not a valid web address: {url!r} (the port must be a number from 1 to 65535).")
     return parsed
 
 

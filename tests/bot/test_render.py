@@ -66,3 +66,51 @@ def test_not_found_names_the_closest_article() -> None:
     html = render.not_found_html(_article(url=None))
     assert "could not find" in html and NASTY.strip() in _visible(html)
     assert render.not_found_html(None) == "I could not find that in my articles."
+
+
+def test_a_huge_stored_title_never_makes_a_huge_header() -> None:
+    """Rows stored before metadata was limited may hold very long titles, sources and links."""
+    huge = _article(title="Very long & <odd> title " * 21_000, url="https://example.org/" + "a" * 100_000)
+    huge = Article(**{**huge.__dict__, "source": "&<>" * 50_000})
+    assert len(huge.title) > 500_000
+    header = render.article_line(huge)
+    assert len(header) <= render.HEADER_SHARE and "…" in _visible(header)
+    html = render.passage_html(_hit("The answer is here. " * 10, (0, 19), article=huge), 1)
+    assert len(html) <= render.MAX_MESSAGE_CHARS and "The answer is here." in _visible(html)
+    messages = render.answer_messages([_hit("Short passage.", None, article=huge) for _ in range(5)])
+    assert all(len(message) <= render.MAX_MESSAGE_CHARS for message in messages)
+    assert len(messages) == 1  # five short passages fit in one message when headers stay small
+    for html in [render.sources_html([huge] * 3), render.article_list_html([huge] * 3, 0, 3),
+                 render.not_found_html(huge)]:
+        assert len(html) <= render.MAX_MESSAGE_CHARS and html.count("…") >= 1
+        _visible(html)
+
+
+def test_only_web_links_are_rendered_as_links() -> None:
+    for url in ["javascript:alert(document.cookie)", " JavaScript:alert(1)", "data:text/html,<b>x</b>",
+                "file:///etc/passwd", "tg://resolve?domain=x", "vbscript:msgbox"]:
+        html = render.article_line(_article(title="Title", url=url))
+        assert "href" not in html and "<b>Title</b>" in html, url
+    assert 'href="https://example.org/x"' in render.article_line(_article(title="T", url="HTTPS://example.org/x"))
+
+
+def test_credentials_in_stored_links_and_sources_are_never_shown() -> None:
+    article = _article(title="T", url="http://user:s3cret@example.org/a")
+    article = Article(**{**article.__dict__, "source": "user:s3cret@example.org"})
+    for html in [render.article_line(article), render.sources_html([article]),
+                 render.article_list_html([article], 0, 1), render.not_found_html(article)]:
+        assert "s3cret" not in html and "user" not in html
+        assert 'href="http://example.org/a"' in html and "example.org" in _visible(html)
+
+
+def test_feeds_show_no_credentials_and_stay_short() -> None:
+    from index.ingest.feeds import Feed
+
+    now = datetime.now(timezone.utc)
+    feed = Feed(id=1, url="http://user:s3cret@example.org/feed.xml", title="Gazette <&> " * 50_000, etag=None,
+                last_modified=None, last_checked=now, last_success=None, last_error="failed & <odd> " * 50_000,
+                failures=2, next_poll=now, articles_added=0)
+    html = render.feeds_html([feed, feed])
+    assert "s3cret" not in html and "http://example.org/feed.xml" in _visible(html)
+    assert len(html) <= render.MAX_MESSAGE_CHARS and "#1" in html
+    assert _visible(html).count("http://example.org/feed.xml") == 2  # both feeds fit

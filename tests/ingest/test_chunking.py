@@ -10,7 +10,8 @@ TEXT = (
 
 def test_sentences_have_exact_spans() -> None:
     spans = split_sentences(TEXT)
-    assert [TEXT[s.start:s.end] for s in spans][:2] == ["The council met on Monday.", "It condemned the launch in strong terms."]
+    assert [TEXT[s.start:s.end] for s in spans][:2] == ["The council met on Monday.",
+                                                         "It condemned the launch in strong terms."]
     assert all(not TEXT[s.start].isspace() and not TEXT[s.end - 1].isspace() for s in spans)
 
 

@@ -1,9 +1,11 @@
+import time
 from datetime import date
 
 import pytest
 
+from index.articles import MAX_AUTHOR_CHARS, MAX_SOURCE_CHARS, MAX_TITLE_CHARS
 from index.errors import IngestError
-from index.ingest.extract import from_bytes_named, from_markdown, from_plain_text
+from index.ingest.extract import from_bytes_named, from_html, from_markdown, from_plain_text
 from tests.support.web_pages import ARTICLE_HTML
 
 
@@ -36,7 +38,8 @@ def test_binary_and_unsupported_files_are_refused() -> None:
 
 
 def test_latin1_text_is_decoded() -> None:
-    draft = from_bytes_named("Café news\n\nThe café reopened on Friday after a long renovation.".encode("latin-1"), "cafe.txt")
+    text = "Café news\n\nThe café reopened on Friday after a long renovation."
+    draft = from_bytes_named(text.encode("latin-1"), "cafe.txt")
     assert draft.title == "Café news"
 
 
@@ -82,3 +85,101 @@ def test_amp_and_mobile_pages_take_their_canonical_address() -> None:
         == "https://harbour.test/news/strike"
     # a page may not claim another site's address
     assert from_bytes_named(amp.encode(), "p.html", url="https://evil.test/copy").url == "https://evil.test/copy"
+
+
+# -- encodings: byte-order marks, UTF-8, and legacy encodings that the detector must not mix up ----------
+FRENCH = "Café élu à Zürich\n\nLe maire a été élu à Zürich après une longue campagne électorale à l'été."
+GERMAN = "Schöne Grüße aus München\n\nDie Straße ist für Fußgänger gesperrt, während die Bauarbeiten andauern."
+RUSSIAN = "Новости дня\n\nВ Москве открылась новая станция метро после долгого строительства. Жители довольны."
+POLISH = "Wiadomości z Łodzi\n\nPrezydent miasta ogłosił, że źródła finansowania zostały zabezpieczone."
+
+
+@pytest.mark.parametrize("text, encoding", [
+    (FRENCH, "utf-8"), (FRENCH, "utf-8-sig"), (RUSSIAN, "utf-8-sig"),
+    (FRENCH, "utf-16-le"), (FRENCH, "utf-16-be"), (RUSSIAN, "utf-16-le"), (RUSSIAN, "utf-16-be"),
+    (FRENCH, "utf-32"),
+    (FRENCH, "latin-1"), (FRENCH, "cp1252"), (GERMAN, "latin-1"), (GERMAN, "cp1252"),
+    (RUSSIAN, "cp1251"), (RUSSIAN, "koi8-r"), (POLISH, "cp1250"),
+])
+def test_files_in_real_encodings_are_read_as_written(text: str, encoding: str) -> None:
+    data = text.encode(encoding)
+    if encoding.startswith("utf-16-"):  # a byte-order mark, as editors write it
+        data = ("\ufeff" + text).encode(encoding)
+    draft = from_bytes_named(data, "story.txt")
+    assert (draft.title, draft.text) == tuple(part.strip() for part in text.split("\n\n", 1))
+
+
+def test_nul_characters_never_reach_the_store() -> None:
+    with pytest.raises(IngestError, match="binary"):
+        from_bytes_named(("\ufeffTitle\n\nText with a \x00 in it.").encode("utf-16-le"), "odd.txt")
+    with pytest.raises(IngestError, match="not valid UTF-16"):
+        from_bytes_named(b"\xff\xfeA\x00\x00\xd8", "broken.txt")  # a lone surrogate after the mark
+
+
+# -- hostile front matter and over-long metadata --------------------------------------------------------
+def _billion_laughs(levels: int = 9) -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        previous, name = chr(ord("a") + level - 1), chr(ord("a") + level)
+        lines.append(f"{name}: &{name} [{','.join(['*' + previous] * 9)}]")
+    lines.append(f"title: *{chr(ord('a') + levels - 1)}")
+    return "---\n" + "\n".join(lines) + "\n---\n\n# Heading\n\nBody text of the article."
+
+
+def test_front_matter_aliases_are_refused_at_once() -> None:
+    started = time.monotonic()
+    with pytest.raises(IngestError, match="anchors or aliases"):
+        from_bytes_named(_billion_laughs().encode(), "laughs.md")
+    assert time.monotonic() - started < 5
+    with pytest.raises(IngestError, match="anchors or aliases"):  # a merge key needs an alias too
+        from_markdown("---\nbase: &b {title: T}\n<<: *b\n---\nBody text.")
+
+
+def test_front_matter_too_large_deep_or_invalid_is_refused_clearly() -> None:
+    with pytest.raises(IngestError, match="too long"):
+        from_markdown("---\ntitle: " + "x" * 20_000 + "\n---\nBody text.")
+    with pytest.raises(IngestError, match="nests deeper"):
+        from_markdown("---\ntitle: " + "[" * 50 + "]" * 50 + "\n---\nBody text.")
+    with pytest.raises(IngestError, match="not valid YAML"):
+        from_markdown("---\ntitle: [unclosed\n---\nBody text.")
+    with pytest.raises(IngestError, match="not valid YAML"):
+        from_markdown("---\ntitle: !!python/object:os.system x\n---\nBody text.")
+
+
+def test_markdown_without_front_matter_is_unchanged() -> None:
+    draft = from_markdown("# The heading\n\n---\n\nText after a rule.\n\n---\n")
+    assert draft.title == "The heading" and "Text after a rule." in draft.text
+
+
+def test_every_metadata_field_is_capped_whatever_the_input() -> None:
+    huge = "word " * 100_000
+    drafts = [
+        from_markdown(f"---\ntitle: {huge[:10_000]}\nsource: {huge[:1000]}\nauthor: {huge[:1000]}\n---\nBody."),
+        from_plain_text("Body text.", title=huge, source=huge, author=huge),
+        from_plain_text(huge + "\n\nBody."),
+        from_html(ARTICLE_HTML.replace("Port strike ends after nine days", huge)),
+    ]
+    for draft in drafts:
+        assert len(draft.title) <= MAX_TITLE_CHARS and "\n" not in draft.title
+        assert draft.source is None or len(draft.source) <= MAX_SOURCE_CHARS
+        assert draft.author is None or len(draft.author) <= MAX_AUTHOR_CHARS
+    assert drafts[0].title.endswith("…") and drafts[1].title.startswith("word word")
+    long_url = "https://example.org/" + "a" * 5000
+    assert from_plain_text("Body.", title="T", url=long_url).url is None
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", "JavaScript:alert(1)", "data:text/html,x",
+                                 "file:///etc/passwd", "ftp://example.org/a", "//example.org/a", "not a url",
+                                 "http://exa mple.org/", "http://example.org:70000/"])
+def test_only_web_links_are_kept_as_the_article_link(url: str) -> None:
+    assert from_markdown(f"---\ntitle: T\nurl: \"{url}\"\n---\nBody text.").url is None
+
+
+def test_credentials_in_links_are_never_kept() -> None:
+    draft = from_markdown("---\ntitle: T\nurl: http://user:secret@example.org/a\n---\nBody text.")
+    assert draft.url == "http://example.org/a"
+    page = from_bytes_named(ARTICLE_HTML.replace('<meta property="og:site_name" content="Harbour Times">', "")
+                            .encode(), "p.html", url="HTTPS://user:secret@harbour.test/news/strike")
+    assert page.url == "https://harbour.test/news/strike"
+    assert "secret" not in (page.source or "") and "user" not in (page.source or "")
+    assert from_plain_text("Body.", title="T", source="user:secret@harbour.test").source == "harbour.test"

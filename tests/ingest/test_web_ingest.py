@@ -36,6 +36,32 @@ def test_public_addresses(address: str, public: bool) -> None:
     assert is_public(address) is public
 
 
+@pytest.mark.parametrize("address, public", [
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a00:1", False), ("64:ff9b::a9fe:a9fe", False),  # NAT64 well-known
+    ("64:ff9b::808:808", True),
+    ("64:ff9b:1::808:808", False), ("64:ff9b:1:7f00:1::", False),  # local-use NAT64: never public
+    ("2002:7f00:1::1", False), ("2002:a00:1::", False), ("2002:a9fe:a9fe::1", False),  # 6to4
+    ("2002:808:808::1", True),
+    ("::7f00:1", False), ("::a00:1", False), ("::a9fe:a9fe", False),  # IPv4-compatible
+    ("::808:808", True),
+    ("::ffff:a9fe:a9fe", False), ("::ffff:8.8.8.8", True),  # IPv4-mapped
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo, client 127.0.0.1 (obfuscated)
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo, client 10.0.0.1
+])
+def test_ipv6_transition_addresses_are_judged_by_the_ipv4_address_they_carry(address: str, public: bool) -> None:
+    assert is_public(address) is public
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[::7f00:1]/",
+                                 "http://[2002:7f00:1::1]/", "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"])
+def test_transition_addresses_are_refused_before_connecting(url: str) -> None:
+    from index.config import FetchSettings
+    from index.ingest.fetch import fetch
+
+    with pytest.raises(BlockedAddress, match="private or local network"):
+        asyncio.run(fetch(url, FetchSettings(), 1000))
+
+
 def test_private_literals_are_refused_before_any_connection() -> None:
     for host in ["10.1.2.3", "169.254.169.254", "[::1]", "localhost"]:
         with pytest.raises(BlockedAddress, match="private or local network"):

@@ -12,11 +12,12 @@ from datetime import datetime
 from html import escape
 from typing import AsyncIterator, Sequence
 
-from bot import render
+from bot import render, texts
 from index.config import Settings
 from index.errors import IngestError
 from index.ingest.feeds import FeedPoller, PollReport
 from index.ingest.fetch import fetch
+from index.inputs import InvalidNumber, parse_id
 from index.library import AddResult, Library
 from index.search.hybrid import Answer
 from index.stores.base import ResultStore
@@ -39,8 +40,8 @@ class Reply:
     buttons: tuple[tuple[Button, ...], ...] = ()
 
 
-REFUSAL = Reply("Sorry, only the bot's admins can do that. You can ask me questions about the articles, though.")
-EXPIRED = Reply("Those results are no longer available. Please ask the question again.")
+REFUSAL = Reply(texts.REFUSAL)
+EXPIRED = Reply(texts.EXPIRED)
 
 
 def parse_add_arguments(text: str) -> tuple[list[str], str | None]:
@@ -51,10 +52,11 @@ def parse_add_arguments(text: str) -> tuple[list[str], str | None]:
     return [], text.strip() or None
 
 
-def single_id(argument: str) -> int | None:
-    """The one number a command takes (``12`` or ``#12``), or None when the argument is anything else."""
+def single_id(argument: str, what: str = "id") -> int | None:
+    """The one number a command takes (``12`` or ``#12``); None when the argument is not one word.
+    Raises InvalidNumber (its message names ``what``) when that word is not a valid id."""
     words = argument.replace("#", " ").split()
-    return int(words[0]) if len(words) == 1 and words[0].isdigit() else None
+    return parse_id(words[0], what) if len(words) == 1 else None
 
 
 class ChatService:
@@ -73,14 +75,13 @@ class ChatService:
         """The first page of passages answering the question, or why there are none."""
         question = _INVISIBLE.sub("", question).strip()
         if not question:
-            return [Reply("Please send me a question, for example: <i>What did the UN Security Council say?</i>")]
+            return [Reply(texts.EMPTY_QUESTION)]
         if len(question) > MAX_QUESTION_CHARS:
-            return [Reply(f"That message is too long to be a question ({len(question):,} characters; please keep it "
-                          f"under {MAX_QUESTION_CHARS:,}). To add an article, admins can use /add.")]
+            return [Reply(texts.question_too_long(len(question), MAX_QUESTION_CHARS))]
         if not _HAS_WORD.search(question):
-            return [Reply("I search the articles by words. Please ask your question in words.")]
+            return [Reply(texts.NOT_WORDS)]
         if self.library.count_articles() == 0:
-            return [Reply("I have no articles yet, so I cannot answer. An admin can add some with /add.")]
+            return [Reply(texts.NO_ARTICLES)]
         k = self.settings.search.k
         answer = self.library.search(question, k=k, now=now, limit=3 * k)
         if not answer.answered:
@@ -108,12 +109,12 @@ class ChatService:
         k = self.settings.search.k
         hits = answer.hits[page * k:(page + 1) * k]
         if not hits:
-            return [Reply("No more passages for this question.")]
+            return [Reply(texts.NO_MORE_PASSAGES)]
         messages = render.answer_messages(hits, first_number=page * k + 1)
         row = []
         if len(answer.hits) > (page + 1) * k:
-            row.append(Button("More passages", f"more:{token}:{page + 1}"))
-        row.append(Button("Sources", f"src:{token}"))
+            row.append(Button(texts.MORE_PASSAGES, f"more:{token}:{page + 1}"))
+        row.append(Button(texts.SOURCES, f"src:{token}"))
         replies = [Reply(html) for html in messages[:-1]]
         replies.append(Reply(messages[-1], (tuple(row),)))
         return replies
@@ -122,28 +123,10 @@ class ChatService:
     def help(self, user_id: int | None) -> Reply:
         count = self.library.count_articles()
         newest = self.library.stats().newest if count else None
-        lines = [
-            "I answer questions from a collection of news articles, quoting the passages that answer them "
-            "with their article, source, date and link.",
-            f"I know <b>{count}</b> article{'s' if count != 1 else ''}"
-            + (f"; the newest is from {render.format_date(newest)}." if newest else "."),
-            "",
-            "Just send me a question, for example: <i>What did the UN Security Council say?</i>",
-            "In groups, mention me or reply to one of my messages.",
-        ]
+        lines = [texts.HELP_INTRO, texts.help_library_size(count, render.format_date(newest) if newest else None),
+                 "", *texts.HELP_HOW_TO_ASK]
         if self.is_admin(user_id):
-            lines += [
-                "",
-                "<b>Admin commands</b>",
-                "/add URL … — add articles from the web",
-                "/add followed by pasted text — add it as an article (first line is the title)",
-                "Send a .txt, .md, .html or .pdf file — add it as an article",
-                "/remove ID — remove an article",
-                "/list — list the articles, newest first",
-                "/stats — library size and model",
-                "/subscribe FEED_URL — add a feed's new articles automatically",
-                "/feeds — subscribed feeds and their state; /unsubscribe ID",
-            ]
+            lines += ["", *texts.HELP_ADMIN]
         return Reply("\n".join(lines))
 
     # -- admin ----------------------------------------------------------------------------------------
@@ -180,14 +163,18 @@ class ChatService:
     def remove(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        article_id = single_id(argument)
+        usage = texts.REMOVE_USAGE
+        try:
+            article_id = single_id(argument, "article number")
+        except InvalidNumber as exc:
+            return Reply(f"{escape(str(exc))}.\n{usage}")
         if article_id is None:
-            return Reply("Usage: /remove ID — the article's number as shown by /list, e.g. <code>/remove 12</code>.")
+            return Reply(usage)
         article = self.library.remove(article_id)
         self.library.flush()
         if article is None:
-            return Reply(f"There is no article #{article_id}. See /list.")
-        return Reply(f"Removed {render.article_line(article)} (#{article.id}, {article.passage_count} passages).")
+            return Reply(texts.no_such_article(article_id))
+        return Reply(texts.removed(render.article_line(article), article.id, article.passage_count))
 
     def list_page(self, user_id: int | None, offset: int) -> Reply:
         if not self.is_admin(user_id):
@@ -198,9 +185,9 @@ class ChatService:
         articles = self.library.list_articles(offset, size)
         row = []
         if offset > 0:
-            row.append(Button("‹ Newer", f"list:{max(0, offset - size)}"))
+            row.append(Button(texts.NEWER, f"list:{max(0, offset - size)}"))
         if offset + size < total:
-            row.append(Button("Older ›", f"list:{offset + size}"))
+            row.append(Button(texts.OLDER, f"list:{offset + size}"))
         return Reply(render.article_list_html(articles, offset, total), (tuple(row),) if row else ())
 
     # -- feeds ----------------------------------------------------------------------------------------
@@ -209,13 +196,12 @@ class ChatService:
             return REFUSAL
         words = argument.split()
         if len(words) != 1 or not _URL.match(words[0]):
-            return Reply("Usage: /subscribe FEED_URL — an RSS or Atom feed; its new articles are added automatically.")
+            return Reply(texts.SUBSCRIBE_USAGE)
         report = await self.feeds.subscribe(words[0], added_by)
         if report.error is not None and not report.busy:
-            return Reply(f"⚠️ Could not subscribe: {escape(report.error)}")
-        feed = self.feeds.feeds.get(report.feed.id) or report.feed
-        lines = [f"Subscribed to <b>{escape(feed.title or feed.url)}</b> (feed #{feed.id}); checked every "
-                 f"{self.settings.feeds.poll_minutes:g} minutes."]
+            return Reply(texts.cannot_subscribe(report.error))
+        feed = await asyncio.to_thread(self.feeds.feeds.get, report.feed.id) or report.feed
+        lines = [texts.subscribed(feed.title or feed.url, feed.id, self.settings.feeds.poll_minutes)]
         if report.busy:
             lines.append(escape(report.error or ""))
         if report.results:
@@ -225,14 +211,17 @@ class ChatService:
     def unsubscribe(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        feed_id = single_id(argument)
+        usage = texts.UNSUBSCRIBE_USAGE
+        try:
+            feed_id = single_id(argument, "feed number")
+        except InvalidNumber as exc:
+            return Reply(f"{escape(str(exc))}.\n{usage}")
         if feed_id is None:
-            return Reply("Usage: /unsubscribe ID — the feed's number as shown by /feeds.")
+            return Reply(usage)
         feed = self.feeds.feeds.remove(feed_id)
         if feed is None:
-            return Reply(f"There is no feed #{feed_id}. See /feeds.")
-        return Reply(f"Unsubscribed from {escape(feed.title or feed.url)} (feed #{feed.id}). "
-                     "Its articles stay in the library.")
+            return Reply(texts.no_such_feed(feed_id))
+        return Reply(texts.unsubscribed(feed.title or feed.url, feed.id))
 
     def feed_list(self, user_id: int | None) -> Reply:
         if not self.is_admin(user_id):
@@ -247,23 +236,17 @@ class ChatService:
         if not self.is_admin(user_id):
             return REFUSAL
         s = self.library.stats()
-        return Reply("\n".join([
-            "<b>Library</b>",
-            f"Articles: {s.articles}",
-            f"Passages: {s.passages} ({s.vectors} vectors)",
-            f"Newest article: {render.format_date(s.newest)}",
-            f"Database ({s.store}): {s.database_bytes / 1e6:.1f} MB, search indexes: {s.index_bytes / 1e6:.1f} MB",
-            f"Model: {escape(s.model)}",
-        ]))
+        return Reply("\n".join(texts.stats_lines(
+            articles=s.articles, passages=s.passages, vectors=s.vectors, newest=render.format_date(s.newest),
+            store=s.store, database_bytes=s.database_bytes, index_bytes=s.index_bytes, model=s.model)))
 
 
 def add_summary_html(results: Sequence[AddResult], done: bool = True, total: int | None = None) -> str:
     """A progress or final report of an add: one line per input, then the counts."""
-    counts = {status: sum(r.status == status for r in results) for status in ("added", "replaced", "duplicate", "failed")}
-    marks = {"added": "✅", "replaced": "🔄", "duplicate": "⏭", "failed": "⚠️"}
-    lines = [f"<b>{'Done' if done else 'Adding'}</b> ({len(results)}/{total if total is not None else len(results)})"]
+    counts = {status: sum(r.status == status for r in results) for status in texts.ADD_MARKS}
+    lines = [texts.add_progress_heading(done, len(results), total if total is not None else len(results))]
     for result in results:
-        lines.append(f"{marks[result.status]} {escape(result.message)}")
+        lines.append(f"{texts.ADD_MARKS[result.status]} {escape(result.message)}")
     if done:
         lines.append(", ".join(f"{n} {status}" for status, n in counts.items() if n))
     return render.truncate_lines(lines)

@@ -156,7 +156,3 @@ def console_unknown_command(command: str) -> str:
 
 def console_polled(count: int) -> str:
     return f"Polled {count} feed(s) that were due."
-
-
-def console_cannot_read(path: str, reason: str) -> str:
-    return f"Cannot read {escape(path)}: {escape(reason)}"

@@ -1,7 +1,8 @@
-"""What the bot says: questions, buttons and admin commands, independent of Telegram.
+"""What the bot does for questions, buttons and admin commands, independent of Telegram.
 
-The Telegram handlers and the terminal console both call this, so they behave the same. Its methods
-block (search, embedding, disk) and are run off the event loop by the handlers."""
+The Telegram handlers and the terminal console both call this, so they behave the same; the words of
+its replies are in bot/texts.py. Its methods block (search, embedding, disk) and are run off the event
+loop by the handlers."""
 
 from __future__ import annotations
 

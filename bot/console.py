@@ -9,9 +9,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable, TextIO
 
+from bot import texts
 from bot.service import Button, ChatService, Reply, add_summary_html, parse_add_arguments
 from index.errors import IngestError
 from index.ingest.files import read_article_file
+from index.inputs import InvalidNumber, parse_number
 
 CONSOLE_CHAT_ID = 0
 CONSOLE_USER_ID = 0  # the person at the terminal is the library's admin
@@ -70,7 +72,7 @@ class Console:
                     self._buttons.append(button)
         if self._buttons:
             labels = "  ".join(f"[{i}] {b.label}" for i, b in enumerate(self._buttons, 1))
-            print(f"\n{labels}   (type the number)", file=self.out)
+            print(f"\n{labels}   {texts.CONSOLE_PRESS_HINT}", file=self.out)
         print(file=self.out)
 
     def handle(self, line: str) -> list[Reply] | None:
@@ -79,8 +81,9 @@ class Console:
         service, user = self.service, CONSOLE_USER_ID
         if text in {"/quit", "/exit"}:
             return None
-        if text.isdigit() and 1 <= int(text) <= len(self._buttons):
-            return self.press(self._buttons[int(text) - 1])
+        button = self._numbered_button(text)
+        if button is not None:
+            return self.press(button)
         command, _, argument = text.partition(" ")
         commands: dict[str, Callable[[], list[Reply]]] = {
             "/start": lambda: [service.help(user)],
@@ -93,14 +96,20 @@ class Console:
             "/subscribe": lambda: [asyncio.run(service.subscribe(user, argument, "console"))],
             "/unsubscribe": lambda: [service.unsubscribe(user, argument)],
             "/feeds": lambda: [service.feed_list(user)],
-            "/poll": lambda: [Reply(f"Polled {len(asyncio.run(service.poll_feeds()))} feed(s) that were due.")],
+            "/poll": lambda: [Reply(texts.console_polled(len(asyncio.run(service.poll_feeds()))))],
         }
         if command in commands:
             return commands[command]()
         if text.startswith("/"):
-            return [Reply("Unknown command. Try /help, /add, /file PATH, /list, /remove ID, /stats, /subscribe URL,"
-                          " /feeds, /unsubscribe ID, /poll or /quit.")]
+            return [Reply(texts.console_unknown_command(command))]
         return service.answer(CONSOLE_CHAT_ID, text)
+
+    def _numbered_button(self, text: str) -> Button | None:
+        """The button whose number was typed; None when the line is not one of the numbers shown."""
+        try:
+            return self._buttons[parse_number(text, "button number", 1, len(self._buttons)) - 1]
+        except InvalidNumber:
+            return None
 
     def press(self, button: Button) -> list[Reply]:
         kind, _, rest = button.data.partition(":")
@@ -111,14 +120,14 @@ class Console:
             return [self.service.sources(CONSOLE_CHAT_ID, rest)]
         if kind == "list":
             return [self.service.list_page(CONSOLE_USER_ID, int(rest))]
-        return [Reply("This button no longer works.")]
+        return [Reply(texts.STALE_BUTTON)]
 
     def add(self, argument: str) -> list[Reply]:
         urls, text = parse_add_arguments(argument.replace("\\n", "\n"))
         if text is not None:
             return [self.service.add_text(CONSOLE_USER_ID, text, "console")]
         if not urls:
-            return [Reply("Usage: /add URL [URL …]  or  /add Title\\nText of the article…  or  /file PATH")]
+            return [Reply(texts.CONSOLE_ADD_USAGE)]
         async def add_all() -> list:
             return [result async for result in self.service.add_urls(CONSOLE_USER_ID, urls, "console")]
 
@@ -127,7 +136,7 @@ class Console:
     def add_file(self, argument: str) -> list[Reply]:
         path = Path(argument.strip()).expanduser()
         if not argument.strip():
-            return [Reply("Usage: /file PATH (a .txt, .md, .html or .pdf file)")]
+            return [Reply(texts.CONSOLE_FILE_USAGE)]
         try:  # regular files only, read no further than the size limit (not a device, pipe or huge file)
             data = read_article_file(path, self.service.settings.library.max_file_bytes)
         except IngestError as exc:

@@ -65,8 +65,8 @@ class FeedStore:
     def add(self, url: str, added_by: str) -> Feed:
         now = utc_now().isoformat(timespec="seconds")
         with self.store.transaction() as db:
-            db.execute("INSERT INTO feeds(url, added_by, added_at, next_poll) VALUES (?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
-                       (url, added_by, now, now))
+            db.execute("INSERT INTO feeds(url, added_by, added_at, next_poll) VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT (url) DO NOTHING", (url, added_by, now, now))
         return self.by_url(url)  # type: ignore[return-value]
 
     def by_url(self, url: str) -> Feed | None:
@@ -139,9 +139,11 @@ def _feed(row) -> Feed:
 
 
 class FeedPoller:
-    """Polls feeds on the caller's event loop; adding articles runs in worker threads. One round at a time
-    in this process, and each feed under its lock (Backend.feed_locks), so that of several processes
-    sharing a PostgreSQL library only one polls a given feed at a time."""
+    """Polls feeds from the caller's event loop without blocking it: downloads are awaited there, while
+    everything that blocks (the feed store's reads and writes, parsing a feed, adding articles) runs in
+    worker threads. One round at a time in this process, and each feed under its lock (see
+    Backend.feed_locks), so that of several processes sharing a PostgreSQL library only one polls a given
+    feed at a time."""
 
     def __init__(self, library: Library) -> None:
         self.library = library
@@ -154,13 +156,13 @@ class FeedPoller:
     async def subscribe(self, url: str, added_by: str) -> PollReport:
         """Add a feed and poll it at once (its current entries are added); a bad feed is not kept."""
         url = without_credentials(url)  # credentials in an address are never kept, shown or logged
-        existing = self.feeds.by_url(url)
+        existing = await asyncio.to_thread(self.feeds.by_url, url)
         if existing is not None:
             return PollReport(existing, error=f"Already subscribed (feed #{existing.id}).")
-        feed = self.feeds.add(url, added_by)
+        feed = await asyncio.to_thread(self.feeds.add, url, added_by)
         report = await self.poll(feed)  # waits for a round (here or elsewhere), which may find the new feed due
         if report.error is not None and not report.busy and feed.last_success is None:
-            self.feeds.remove(feed.id)
+            await asyncio.to_thread(self.feeds.remove, feed.id)
         return report
 
     async def poll_due(self, now: datetime | None = None) -> list[PollReport]:
@@ -171,9 +173,10 @@ class FeedPoller:
         async with self._lock:
             now = now or utc_now()
             reports = []
-            for feed in self.feeds.due(now):
+            for feed in await asyncio.to_thread(self.feeds.due, now):
                 async with self.locks.hold(feed.id) as held:
-                    current = self.feeds.get(feed.id) if held else None  # read again under the lock
+                    # read again under the lock: another process may have polled it since the round began
+                    current = await asyncio.to_thread(self.feeds.get, feed.id) if held else None
                     if current is not None and current.next_poll <= now:
                         reports.append(await self._poll(current))
             return reports
@@ -185,7 +188,7 @@ class FeedPoller:
             if not held:
                 return PollReport(feed, busy=True, error="Another bot process is polling this feed right now; "
                                                          "see /feeds in a few minutes.")
-            current = self.feeds.get(feed.id)
+            current = await asyncio.to_thread(self.feeds.get, feed.id)
             if current is None:
                 return PollReport(feed, error="This feed was removed.")
             return await self._poll(current)
@@ -201,28 +204,28 @@ class FeedPoller:
             download = await fetch(feed.url, settings.fetch, settings.library.max_file_bytes, accept=FEED_TYPES,
                                    headers=headers)
             if download.not_modified:
-                self.feeds.record_success(feed, title=None, etag=feed.etag, last_modified=feed.last_modified,
-                                          added=0, interval=self.interval)
+                await asyncio.to_thread(self.feeds.record_success, feed, title=None, etag=feed.etag,
+                                        last_modified=feed.last_modified, added=0, interval=self.interval)
                 return PollReport(feed, not_modified=True)
-            parsed = feedparser.parse(download.content)
+            parsed = await asyncio.to_thread(feedparser.parse, download.content)
             if not parsed.entries and (parsed.bozo or not parsed.feed):
                 raise IngestError(f"{without_credentials(feed.url)} is not an RSS or Atom feed.")
         except IngestError as exc:
             log.warning("feed %s failed: %s", without_credentials(feed.url), exc)
-            self.feeds.record_failure(feed, str(exc), self.interval)
+            await asyncio.to_thread(self.feeds.record_failure, feed, str(exc), self.interval)
             return PollReport(feed, error=str(exc))
         report = PollReport(feed)
         entries = [(self._entry_key(entry), entry) for entry in parsed.entries]
-        pending = self.feeds.pending(feed.id, [key for key, _ in entries])
+        pending = await asyncio.to_thread(self.feeds.pending, feed.id, [key for key, _ in entries])
         todo = [(key, entry) for key, entry in entries if key in pending][: settings.feeds.max_entries_per_poll]
         for key, entry in todo:
             result = await self._add_entry(entry)
-            self.feeds.record_entry(feed.id, key, result)
+            await asyncio.to_thread(self.feeds.record_entry, feed.id, key, result)
             report.results.append(result)
         await asyncio.to_thread(self.library.flush)
-        self.feeds.record_success(feed, title=parsed.feed.get("title"), etag=download.headers.get("etag"),
-                                  last_modified=download.headers.get("last-modified"), added=report.added,
-                                  interval=self.interval)
+        await asyncio.to_thread(self.feeds.record_success, feed, title=parsed.feed.get("title"),
+                                etag=download.headers.get("etag"), last_modified=download.headers.get("last-modified"),
+                                added=report.added, interval=self.interval)
         return report
 
     @staticmethod
@@ -248,8 +251,8 @@ class FeedPoller:
         if not text:
             return AddResult(link or entry.get("title", "entry"), "failed", message=page_error)
         try:
-            draft = from_html(f"<html><body><article>{text}</article></body></html>", url=link,
-                              fallback_title=entry.get("title"))
+            draft = await asyncio.to_thread(from_html, f"<html><body><article>{text}</article></body></html>",
+                                            url=link, fallback_title=entry.get("title"))
         except IngestError:
             return AddResult(link or "entry", "failed", message=page_error)
         draft = ArticleDraft(title=entry.get("title") or draft.title, text=draft.text, url=link,

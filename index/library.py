@@ -294,8 +294,9 @@ class Library:
     def _read_file(self, path: Path) -> "tuple[ArticleDraft, str] | AddResult":
         try:
             data = read_article_file(path, self.settings.library.max_file_bytes)
-        except IngestError as exc:
-            return AddResult(path.name or str(path), "failed", message=str(exc))
+        except IngestError as exc:  # a missing file is named by its whole path, as it was given
+            source = path.name if os.path.lexists(path) and path.name else str(path)
+            return AddResult(source, "failed", message=str(exc))
         return self._read_bytes(data, path.name)
 
     def _read_url(self, url: str) -> "tuple[ArticleDraft, str] | AddResult":

@@ -115,6 +115,58 @@ def rarest_within(matches: dict[str, int], budget: int) -> list[str]:
     return chosen
 
 
+class ArticleQueries:
+    """The reads both stores write in the same SQL, each run through the store's own ``query``."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def find_by_identity(self, identity: str) -> Row | None:
+        """The article stored under a canonical URL or title key: its id and content hash."""
+        rows = self.query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
+        return rows[0] if rows else None
+
+    def find_alias(self, identity: str) -> int | None:
+        """The article a republished copy's identity points to."""
+        rows = self.query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
+        return int(rows[0][0]) if rows else None
+
+    def signatures(self) -> list[tuple[int, np.ndarray]]:
+        """Every article's near-duplicate signature."""
+        rows = self.query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
+        return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
+
+    def find_by_hash(self, digest: str) -> int | None:
+        """An article with exactly this text, whatever its URL."""
+        rows = self.query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
+        return int(rows[0]["id"]) if rows else None
+
+    def get_article(self, article_id: int) -> Article | None:
+        rows = self.query(
+            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
+            " FROM articles a WHERE a.id = ?", (article_id,))
+        return article_from_row(rows[0]) if rows else None
+
+    def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
+        """Articles newest first (by publication date, then by when they were added)."""
+        rows = self.query(
+            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
+            " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
+            " LIMIT ? OFFSET ?", (limit, offset))
+        return [article_from_row(row) for row in rows]
+
+    def count_articles(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM articles")[0][0])
+
+    def count_passages(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM passages")[0][0])
+
+    def newest_date(self) -> str | None:
+        """The latest publication date (ISO text), or None for an empty library."""
+        rows = self.query("SELECT MAX(published) FROM articles")
+        return rows[0][0] if rows else None
+
+
 class KeywordSearch(Protocol):
     """Ranked keyword matches for a question: (passage id, score where higher is better), best first."""
 

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from index.articles import Article, ArticleDraft, parse_date
-from index.stores.base import PassageOrigin, PassageRow, article_fields, article_from_row
+from index.stores.base import ArticleQueries, PassageOrigin, PassageRow, article_fields, article_from_row
 from index.stores.embedded.terms import FTS5_TOKENIZER
 
 SCHEMA_VERSION = 1
@@ -102,7 +102,7 @@ def _vector_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-class SqliteStore:
+class SqliteStore(ArticleQueries):
     """One SQLite database file; every change is one transaction."""
 
     def __init__(self, path: Path) -> None:
@@ -157,27 +157,10 @@ class SqliteStore:
         return int(self.query("PRAGMA data_version")[0][0])
 
     # -- articles -----------------------------------------------------------------------------------
-    def find_by_identity(self, identity: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
-        return rows[0] if rows else None
-
-    def find_alias(self, identity: str) -> int | None:
-        rows = self.query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
-        return int(rows[0][0]) if rows else None
-
     def add_alias(self, identity: str, article_id: int) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO article_aliases(identity, article_id) VALUES (?, ?)",
                        (identity, article_id))
-
-    def signatures(self) -> list[tuple[int, np.ndarray]]:
-        """Every article's near-duplicate signature."""
-        rows = self.query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
-        return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
-
-    def find_by_hash(self, digest: str) -> int | None:
-        rows = self.query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
-        return int(rows[0]["id"]) if rows else None
 
     def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
                      spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
@@ -217,12 +200,6 @@ class SqliteStore:
             db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         return removed
 
-    def get_article(self, article_id: int) -> Article | None:
-        rows = self.query(
-            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
-            " FROM articles a WHERE a.id = ?", (article_id,))
-        return article_from_row(rows[0]) if rows else None
-
     def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
         ids = list(dict.fromkeys(int(i) for i in article_ids))
         if not ids:
@@ -230,24 +207,6 @@ class SqliteStore:
         marks = ",".join("?" * len(ids))
         rows = self.query(f"SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id IN ({marks})", ids)
         return {int(row["id"]): article_from_row(row) for row in rows}
-
-    def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
-        """Articles newest first (by publication date, then by when they were added)."""
-        rows = self.query(
-            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
-            " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
-            " LIMIT ? OFFSET ?", (limit, offset))
-        return [article_from_row(row) for row in rows]
-
-    def count_articles(self) -> int:
-        return int(self.query("SELECT COUNT(*) FROM articles")[0][0])
-
-    def count_passages(self) -> int:
-        return int(self.query("SELECT COUNT(*) FROM passages")[0][0])
-
-    def newest_date(self) -> str | None:
-        rows = self.query("SELECT MAX(published) FROM articles")
-        return rows[0][0] if rows else None
 
     # -- passages and vectors -------------------------------------------------------------------------
     def passage_ids(self) -> np.ndarray:

@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from index.articles import Article, ArticleDraft, parse_date
 from index.stores.base import (
+    ArticleQueries,
     PassageOrigin,
     PassageRow,
     article_fields,
@@ -84,7 +85,7 @@ def as_ids(passage_ids: Sequence[int] | np.ndarray) -> list[int]:
     return [int(i) for i in passage_ids]
 
 
-class PostgresStore:
+class PostgresStore(ArticleQueries):
     """One PostgreSQL database shared by every process; every change is one transaction."""
 
     def __init__(self, dsn: str, dimension: int, *, min_connections: int = 1, max_connections: int = 8,
@@ -144,28 +145,11 @@ class PostgresStore:
         return int(self.query("SELECT version FROM data_version")[0][0])
 
     # -- articles -----------------------------------------------------------------------------------
-    def find_by_identity(self, identity: str) -> Row | None:
-        rows = self.query("SELECT id, content_hash FROM articles WHERE identity = ?", (identity,))
-        return rows[0] if rows else None
-
-    def find_alias(self, identity: str) -> int | None:
-        rows = self.query("SELECT article_id FROM article_aliases WHERE identity = ?", (identity,))
-        return int(rows[0][0]) if rows else None
-
     def add_alias(self, identity: str, article_id: int) -> None:
         with self.transaction() as connection:
             connection.execute("INSERT INTO article_aliases(identity, article_id) VALUES (?, ?)"
                                " ON CONFLICT (identity) DO UPDATE SET article_id = excluded.article_id",
                                (identity, article_id))
-
-    def signatures(self) -> list[tuple[int, np.ndarray]]:
-        """Every article's near-duplicate signature."""
-        rows = self.query("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL")
-        return [(int(r[0]), np.frombuffer(r[1], dtype=np.uint32).copy()) for r in rows]
-
-    def find_by_hash(self, digest: str) -> int | None:
-        rows = self.query("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (digest,))
-        return int(rows[0]["id"]) if rows else None
 
     def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
                      spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
@@ -207,36 +191,12 @@ class PostgresStore:
             db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         return removed
 
-    def get_article(self, article_id: int) -> Article | None:
-        rows = self.query(
-            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
-            " FROM articles a WHERE a.id = ?", (article_id,))
-        return article_from_row(rows[0]) if rows else None
-
     def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
         ids = list(dict.fromkeys(int(i) for i in article_ids))
         if not ids:
             return {}
         rows = self.query("SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id = ANY(?::bigint[])", (ids,))
         return {int(row["id"]): article_from_row(row) for row in rows}
-
-    def list_articles(self, offset: int = 0, limit: int = 20) -> list[Article]:
-        """Articles newest first (by publication date, then by when they were added)."""
-        rows = self.query(
-            "SELECT a.*, (SELECT COUNT(*) FROM passages p WHERE p.article_id = a.id) AS passage_count"
-            " FROM articles a ORDER BY a.published IS NULL, a.published DESC, a.added_at DESC, a.id DESC"
-            " LIMIT ? OFFSET ?", (limit, offset))
-        return [article_from_row(row) for row in rows]
-
-    def count_articles(self) -> int:
-        return int(self.query("SELECT COUNT(*) FROM articles")[0][0])
-
-    def count_passages(self) -> int:
-        return int(self.query("SELECT COUNT(*) FROM passages")[0][0])
-
-    def newest_date(self) -> str | None:
-        rows = self.query("SELECT MAX(published) FROM articles")
-        return rows[0][0] if rows else None
 
     # -- passages and vectors -------------------------------------------------------------------------
     def passage_ids(self) -> np.ndarray:

@@ -47,7 +47,7 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from benchmarks.figures import percentile  # noqa: E402
+from benchmarks.figures import files_on_disk, percentile  # noqa: E402
 from index.articles import ArticleDraft, content_hash  # noqa: E402
 from index.config import Settings, load_settings  # noqa: E402
 from index.embedding.embedder import Embedder  # noqa: E402
@@ -275,9 +275,7 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
     print(f"resident memory of the library (vector index, keyword postings, SQLite): {resident_open:,.0f} MB once "
           f"opened, {resident:,.0f} MB after every question's searches (FTS5's included); "
           f"whole process at the end {resident_mb():,.0f} MB (model loaded {base:,.0f} MB)")
-    data = settings.library.data_dir
-    sizes = {path.name: path.stat().st_size / 2**20 for path in data.iterdir() if path.is_file()}
-    print("on disk: " + ", ".join(f"{name} {size:,.0f} MB" for name, size in sorted(sizes.items()) if size >= 1))
+    print("on disk: " + files_on_disk(settings.library.data_dir))
 
     queries = np.vstack(vectors)
     truth, flat_latencies = exact_neighbours(library.store, queries, embedder.dimension)
@@ -286,7 +284,7 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
     if library.vectors.exact:
         print("the library searches exactly at this size: recall@10 is 1.0")
     for probe in probes:
-        index = VectorIndex.load(data / VECTORS_FILE, embedder.dimension,
+        index = VectorIndex.load(settings.library.data_dir / VECTORS_FILE, embedder.dimension,
                                  replace(settings.vectors, probe_lists=probe))
         if index is None or index.exact:
             break

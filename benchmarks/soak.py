@@ -16,7 +16,6 @@ import random
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
@@ -52,41 +51,38 @@ def main() -> int:
     parser.add_argument("--wave", type=int, default=50)
     args = parser.parse_args()
 
-    from tests.support.bot_runner import SAMPLE_QUESTIONS, add_sample_articles, resident_mb, running_bot
+    from tests.support.bot_runner import SAMPLE_QUESTIONS, resident_mb, sample_bot
 
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        work = Path(tmp)
-        add_sample_articles(work / "data")
-        with running_bot(work, {"NEWSBOT_ADMIN_IDS": str(ADMIN)}) as bot:
-            server, pid = bot.server, bot.process.pid
-            asked = answered = adds = removes = 0
-            added_ids: list[int] = []
-            samples: list[tuple[float, int]] = []
-            wave_seconds: list[float] = []
-            started = time.monotonic()
-            wave_number = 0
-            while asked < args.questions + args.wave:  # the first wave warms up
-                wave_started = time.monotonic()
-                chats = []
-                for user in range(min(args.wave, args.users)):
-                    chat = 60_000 + (asked % args.users)
-                    server.send_text(chat, SAMPLE_QUESTIONS[asked % len(SAMPLE_QUESTIONS)])
-                    chats.append(chat)
-                    asked += 1
-                for chat in chats:
-                    answered += len(server.wait_for_messages(chat, timeout=300))
-                [reply] = bot.ask(ADMIN, "/add " + article(wave_number), user_id=ADMIN)
-                if "✅ Added" in reply["text"]:
-                    adds += 1
-                    added_ids.append(article_id(work / "data", f"News from Soakton{wave_number}"))
-                if wave_number % 2 == 1 and added_ids:
-                    [removed] = bot.ask(ADMIN, f"/remove {added_ids.pop(0)}", user_id=ADMIN)
-                    removes += removed["text"].startswith("Removed")
-                wave_seconds.append(time.monotonic() - wave_started)
-                samples.append((resident_mb(pid), open_files(pid)))
-                wave_number += 1
-            elapsed = time.monotonic() - started
-            alive = bot.process.poll() is None
+    with sample_bot("soak-", {"NEWSBOT_ADMIN_IDS": str(ADMIN)}) as bot:
+        server, pid = bot.server, bot.process.pid
+        asked = answered = adds = removes = 0
+        added_ids: list[int] = []
+        samples: list[tuple[float, int]] = []
+        wave_seconds: list[float] = []
+        started = time.monotonic()
+        wave_number = 0
+        while asked < args.questions + args.wave:  # the first wave warms up
+            wave_started = time.monotonic()
+            chats = []
+            for user in range(min(args.wave, args.users)):
+                chat = 60_000 + (asked % args.users)
+                server.send_text(chat, SAMPLE_QUESTIONS[asked % len(SAMPLE_QUESTIONS)])
+                chats.append(chat)
+                asked += 1
+            for chat in chats:
+                answered += len(server.wait_for_messages(chat, timeout=300))
+            [reply] = bot.ask(ADMIN, "/add " + article(wave_number), user_id=ADMIN)
+            if "✅ Added" in reply["text"]:
+                adds += 1
+                added_ids.append(article_id(bot.data_dir, f"News from Soakton{wave_number}"))
+            if wave_number % 2 == 1 and added_ids:
+                [removed] = bot.ask(ADMIN, f"/remove {added_ids.pop(0)}", user_id=ADMIN)
+                removes += removed["text"].startswith("Removed")
+            wave_seconds.append(time.monotonic() - wave_started)
+            samples.append((resident_mb(pid), open_files(pid)))
+            wave_number += 1
+        elapsed = time.monotonic() - started
+        alive = bot.process.poll() is None
     start, end = samples[0], samples[-1]
     print(f"questions asked {asked} ({args.wave} of them a warm-up), replies {answered}, adds {adds}, "
           f"removes {removes}, {elapsed:.0f} s, median wave of {args.wave} questions {statistics.median(wave_seconds):.1f} s")

@@ -35,7 +35,7 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from benchmarks.figures import percentile  # noqa: E402
+from benchmarks.figures import files_on_disk, percentile  # noqa: E402
 from benchmarks.search_scale import PASSAGES_PER_ARTICLE, build, exact_neighbours, joined, recall_at_10, settings_for  # noqa: E402
 from index.articles import ArticleDraft, content_hash  # noqa: E402
 from index.config import Settings  # noqa: E402
@@ -148,9 +148,7 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> N
             print(f"insert, {adds} articles of {PASSAGES_PER_ARTICLE} passages one by one: embedded "
                   f"{rates['embedded']:,.0f} passages/s, PostgreSQL {rates['postgres']:,.0f} passages/s "
                   f"(×{rates['postgres'] / rates['embedded']:.2f})")
-        data = embedded_settings.library.data_dir
-        sizes = {path.name: path.stat().st_size / 2**20 for path in data.iterdir() if path.is_file()}
-        print("on disk, embedded: " + ", ".join(f"{n} {s:,.0f} MB" for n, s in sorted(sizes.items()) if s >= 1))
+        print("on disk, embedded: " + files_on_disk(embedded_settings.library.data_dir))
         print(f"on disk, PostgreSQL database: {server.store.file_size() / 2**20:,.0f} MB")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,14 +28,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from tests.support.bot_runner import add_sample_articles, ask_under_faults, running_bot
+    from tests.support.bot_runner import ask_under_faults, sample_bot
 
-    with tempfile.TemporaryDirectory(prefix="telegram-faults-") as tmp:
-        work = Path(tmp)
-        add_sample_articles(work / "data")
-        with running_bot(work, {}) as bot:
-            report = ask_under_faults(bot, args.questions, args.users, args.rate, args.seed,
-                                      settle_seconds=max(240.0, args.questions * 2.0))
+    with sample_bot("telegram-faults-", {}) as bot:
+        report = ask_under_faults(bot, args.questions, args.users, args.rate, args.seed,
+                                  settle_seconds=max(240.0, args.questions * 2.0))
     for key, value in asdict(report).items():
         print(f"{key:>16}: {value:.1f}" if isinstance(value, float) else f"{key:>16}: {value}")
     ok = report.bot_alive and report.duplicated == 0 and \

@@ -60,6 +60,15 @@ def single_id(argument: str, what: str = "id") -> int | None:
     return parse_id(words[0], what) if len(words) == 1 else None
 
 
+def _one_id(argument: str, what: str, usage: str) -> "int | Reply":
+    """The id an admin command takes, or the reply that says what is wrong with the argument."""
+    try:
+        number = single_id(argument, what)
+    except InvalidNumber as exc:
+        return Reply(f"{escape(str(exc))}.\n{usage}")
+    return Reply(usage) if number is None else number
+
+
 class ChatService:
     def __init__(self, library: Library, settings: Settings, results: ResultStore | None = None) -> None:
         """``results``: where answers wait for their buttons (default: what suits the library's store)."""
@@ -164,13 +173,9 @@ class ChatService:
     def remove(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        usage = texts.REMOVE_USAGE
-        try:
-            article_id = single_id(argument, "article number")
-        except InvalidNumber as exc:
-            return Reply(f"{escape(str(exc))}.\n{usage}")
-        if article_id is None:
-            return Reply(usage)
+        article_id = _one_id(argument, "article number", texts.REMOVE_USAGE)
+        if isinstance(article_id, Reply):
+            return article_id
         article = self.library.remove(article_id)
         self.library.flush()
         if article is None:
@@ -212,13 +217,9 @@ class ChatService:
     def unsubscribe(self, user_id: int | None, argument: str) -> Reply:
         if not self.is_admin(user_id):
             return REFUSAL
-        usage = texts.UNSUBSCRIBE_USAGE
-        try:
-            feed_id = single_id(argument, "feed number")
-        except InvalidNumber as exc:
-            return Reply(f"{escape(str(exc))}.\n{usage}")
-        if feed_id is None:
-            return Reply(usage)
+        feed_id = _one_id(argument, "feed number", texts.UNSUBSCRIBE_USAGE)
+        if isinstance(feed_id, Reply):
+            return feed_id
         feed = self.feeds.feeds.remove(feed_id)
         if feed is None:
             return Reply(texts.no_such_feed(feed_id))

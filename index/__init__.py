@@ -22,7 +22,7 @@ _EXPORTS = {
     "Answer": "index.search.hybrid",
     "Hit": "index.search.hybrid",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["AddResult", "Answer", "Hit", "Library", "Settings", "load_settings"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ the embedded store's own files (SQLite, FAISS), its data-directory lock, or copi
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -84,6 +85,14 @@ def sample_library_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embed
         results = list(lib.add_sources([str(p) for p in sample_paths()]))
     assert all(r.status == "added" for r in results), [r.message for r in results]
     return data_dir
+
+
+@pytest.fixture
+def sample_copy_settings(sample_library_dir: Path, tmp_path: Path, embedded_settings: Settings) -> Settings:
+    """A copy of the sample articles' data directory for one test to change (the embedded store)."""
+    data_dir = tmp_path / "copy"
+    shutil.copytree(sample_library_dir, data_dir)
+    return embedded_settings.replace("library", data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -81,11 +81,8 @@ def test_cli_takes_the_largest_id_and_offset(sample_library_dir: Path, tmp_path:
 
 
 @pytest.fixture
-def service(sample_library_dir: Path, tmp_path: Path, embedded_settings: Settings,
-            embedder: Embedder) -> Iterator[ChatService]:
-    data_dir = tmp_path / "copy"
-    shutil.copytree(sample_library_dir, data_dir)
-    settings = embedded_settings.replace("library", data_dir=data_dir).replace("bot", admin_ids=(ADMIN,))
+def service(sample_copy_settings: Settings, embedder: Embedder) -> Iterator[ChatService]:
+    settings = sample_copy_settings.replace("bot", admin_ids=(ADMIN,))
     with Library(settings, embedder=embedder) as library:
         yield ChatService(library, settings)
 

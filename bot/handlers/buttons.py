@@ -22,13 +22,18 @@ SOURCES_PATTERN = re.compile(r"^src:(?P<token>[^:]+)$")
 LIST_PATTERN = re.compile(r"^list:(?P<offset>[0-9]{1,9})$")
 
 
-async def on_more_passages(update: Update, context: BotContext) -> None:
-    """The next page of passages for an answer this chat was given."""
+async def _answered_chat(update: Update) -> int | None:
+    """Answer the query at once; the chat its button is in (None when Telegram no longer says)."""
     query = update.callback_query
     await query.answer()
-    if query.message is None:
+    return query.message.chat.id if query.message is not None else None
+
+
+async def on_more_passages(update: Update, context: BotContext) -> None:
+    """The next page of passages for an answer this chat was given."""
+    chat_id = await _answered_chat(update)
+    if chat_id is None:
         return
-    chat_id = query.message.chat.id
     token, page = context.match["token"], int(context.match["page"])
     replies = await asyncio.to_thread(context.service.more, chat_id, token, page)
     await send_replies(context, chat_id, replies)
@@ -36,11 +41,9 @@ async def on_more_passages(update: Update, context: BotContext) -> None:
 
 async def on_sources(update: Update, context: BotContext) -> None:
     """The articles an answer this chat was given quotes."""
-    query = update.callback_query
-    await query.answer()
-    if query.message is None:
+    chat_id = await _answered_chat(update)
+    if chat_id is None:
         return
-    chat_id = query.message.chat.id
     reply = await asyncio.to_thread(context.service.sources, chat_id, context.match["token"])
     await send_replies(context, chat_id, [reply])
 

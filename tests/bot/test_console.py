@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -17,11 +15,8 @@ from index.library import Library
 
 
 @pytest.fixture
-def console(sample_library_dir: Path, tmp_path: Path, embedded_settings: Settings,
-            embedder: Embedder) -> Iterator[Console]:
-    data_dir = tmp_path / "copy"
-    shutil.copytree(sample_library_dir, data_dir)
-    settings = embedded_settings.replace("library", data_dir=data_dir).replace("bot", admin_ids=(CONSOLE_USER_ID,))
+def console(sample_copy_settings: Settings, embedder: Embedder) -> Iterator[Console]:
+    settings = sample_copy_settings.replace("bot", admin_ids=(CONSOLE_USER_ID,))
     with Library(settings, embedder=embedder) as library:
         yield Console(ChatService(library, settings), out=io.StringIO(), colour=False)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +20,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def service(sample_library_dir: Path, tmp_path: Path, embedded_settings: Settings,
-            embedder: Embedder) -> Iterator[ChatService]:
-    data_dir = tmp_path / "copy"
-    shutil.copytree(sample_library_dir, data_dir)
-    settings = embedded_settings.replace("library", data_dir=data_dir).replace("bot", admin_ids=(ADMIN,))
+def service(sample_copy_settings: Settings, embedder: Embedder) -> Iterator[ChatService]:
+    settings = sample_copy_settings.replace("bot", admin_ids=(ADMIN,))
     with Library(settings, embedder=embedder) as library:
         yield ChatService(library, settings)
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,11 @@ class RunningBot:
         self.process = process
         self.log_path = log_path
 
+    @property
+    def data_dir(self) -> Path:
+        """The library the bot serves (``running_bot`` keeps it beside the log)."""
+        return self.log_path.parent / "data"
+
     def ask(self, chat_id: int, text: str, **kwargs) -> list[dict]:
         self.server.send_text(chat_id, text, **kwargs)
         return self.server.wait_for_messages(chat_id, timeout=60)
@@ -59,6 +65,16 @@ def add_sample_articles(data_dir: Path) -> None:
     settings = load_settings(environ={}).replace("library", data_dir=data_dir)
     with Library(settings, reranker=None) as library:
         list(library.add_sources([str(p) for p in sample_paths()]))
+
+
+@contextmanager
+def sample_bot(prefix: str, env: dict[str, str]) -> Iterator[RunningBot]:
+    """The bot on a new library of the sample articles in a throwaway folder (for benchmark scripts)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        add_sample_articles(work / "data")
+        with running_bot(work, env) as bot:
+            yield bot
 
 
 @contextmanager

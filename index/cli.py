@@ -12,6 +12,7 @@ from pathlib import Path
 from index.articles import parse_date
 from index.config import LIBRARY_STORES, Settings, load_settings
 from index.errors import BackupError, ConfigError, IngestError, LibraryBusy, LibraryUnavailable
+from index.ingest.addresses import without_credentials, without_userinfo_in_host
 from index.ingest.feeds import Feed, FeedPoller, PollReport
 from index.inputs import count_argument, id_argument, offset_argument
 from index.library import AddResult, Library
@@ -128,10 +129,10 @@ def _cmd_list(library: Library, args: argparse.Namespace) -> int:
         return 0
     for article in articles:
         when = article.published.isoformat() if article.published else "undated"
-        source = f" [{article.source}]" if article.source else ""
+        source = f" [{without_userinfo_in_host(article.source)}]" if article.source else ""
         print(f"#{article.id:<5} {when:<10} {article.title}{source} ({article.passage_count} passages)")
         if article.url:
-            print(f"       {article.url}")
+            print(f"       {without_credentials(article.url)}")
     print(f"{args.offset + 1}-{args.offset + len(articles)} of {total}")
     return 0
 
@@ -164,10 +165,11 @@ def _cmd_search(library: Library, args: argparse.Namespace) -> int:
     for rank, hit in enumerate(answer.hits, 1):
         article = hit.article
         when = article.published.isoformat() if article.published else "undated"
-        print(f"{rank}. {article.title} — {article.source or 'unknown source'}, {when} (#{article.id},"
+        shown_source = without_userinfo_in_host(article.source) if article.source else "unknown source"
+        print(f"{rank}. {article.title} — {shown_source}, {when} (#{article.id},"
               f" score {hit.score:.4f}, cosine {hit.dense_score:.2f})")
         if article.url:
-            print(f"   {article.url}")
+            print(f"   {without_credentials(article.url)}")
         if hit.best_sentence_text:
             print(textwrap.fill(f">> {hit.best_sentence_text}", width=100, initial_indent="   ",
                                 subsequent_indent="      "))

@@ -15,13 +15,11 @@ import numpy as np
 from index.articles import Article
 from index.config import RerankerSettings, SearchSettings
 from index.embedding.embedder import Embedder
-from index.errors import ConfigError
 from index.ingest.chunking import split_sentences
 from index.search.reranker import Reranker, passage_input
 from index.stores.base import KeywordSearch, Store, VectorSearch, query_words
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
-FUSIONS = ("rank", "probability")  # how the reranker's judgement joins the fused score
 # Share of the recency bonus given to an article whose date is unknown.
 UNDATED_RECENCY_SHARE = 0.5
 # Sentences embedded together when the best ones are marked: small batches sorted by length pad each
@@ -92,9 +90,6 @@ class HybridSearcher:
         self.embedder = embedder
         self.settings = settings
         self.rerank_settings = rerank_settings or RerankerSettings()
-        if self.rerank_settings.fusion not in FUSIONS:
-            raise ConfigError(f"[reranker] fusion must be one of {', '.join(FUSIONS)}, "
-                              f"not {self.rerank_settings.fusion!r}")
         self.reranker = reranker if self.rerank_settings.candidates > 0 else None
 
     @property

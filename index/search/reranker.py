@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from index.config import RerankerSettings
+from index.config import RERANKER_OFF, RERANKER_PRECISIONS, RerankerSettings
 
 log = logging.getLogger(__name__)
 FORMAT = "newsbot-cross-encoder/1"
@@ -53,8 +53,8 @@ def choose_precision(configured: str) -> str:
     """``auto``: int8 (dynamically quantised linear layers: fastest on CPUs measured here, portable);
     fp32 where torch has no quantised engine."""
     configured = configured.strip().lower()
-    if configured not in {"auto", "int8", "bf16", "fp32"}:
-        raise ValueError(f"reranker precision must be auto, int8, bf16 or fp32, not {configured!r}")
+    if configured not in RERANKER_PRECISIONS:
+        raise ValueError(f"reranker precision must be one of {', '.join(RERANKER_PRECISIONS)}, not {configured!r}")
     if configured != "auto":
         return configured
     import torch
@@ -75,7 +75,7 @@ def quantize_int8(model):
 
 def resolve_reranker_path(model: str) -> Path | None:
     """The file a configured ``reranker.model`` names; None when reranking is switched off."""
-    if model.strip().lower() in {"", "off", "none", "false"}:
+    if model.strip().lower() in RERANKER_OFF:
         return None
     return Path(model).expanduser()
 

@@ -87,3 +87,22 @@ def test_cli_takes_upper_case_schemes_as_addresses_and_refuses_bad_ports(tmp_pat
     listing = run_cli("list", data_dir=tmp_path / "data", env=env)
     assert f"{site}/story" in listing.stdout
     assert "s3cret" not in added.stdout + added.stderr + listing.stdout + listing.stderr
+
+
+def test_the_cli_never_shows_credentials_stored_by_an_older_version(sample_copy_settings: Settings) -> None:
+    """Rows written before credentials were stripped at ingest are cleaned when listed or searched."""
+    import sqlite3
+    from contextlib import closing
+
+    from index.stores.embedded.directory import DATABASE_FILE
+
+    data_dir = sample_copy_settings.library.data_dir
+    with closing(sqlite3.connect(data_dir / DATABASE_FILE)) as db, db:
+        db.execute("UPDATE articles SET url = 'https://reader:s3cret@news.example.org/un', "
+                   "source = 'reader:s3cret@news.example.org' WHERE title LIKE '%Security Council%'")
+    listed = run_cli("list", data_dir=data_dir)
+    searched = run_cli("search", "what did the UN Security Council say?", data_dir=data_dir)
+    for done in (listed, searched):
+        assert done.returncode == 0, done.stderr
+        assert "news.example.org" in done.stdout
+        assert "s3cret" not in done.stdout + done.stderr and "reader:" not in done.stdout

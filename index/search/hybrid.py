@@ -58,6 +58,14 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     answered: bool = False
     query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    lead: int | None = None  # index in ``hits`` of the passage whose marked sentence answers best
+
+    @property
+    def lead_hit(self) -> Hit | None:
+        """The passage holding the answer sentence a reply leads with (its ``best_sentence_text``)."""
+        if self.lead is None or not 0 <= self.lead < len(self.hits):
+            return None
+        return self.hits[self.lead] if self.hits[self.lead].best_sentence else None
 
     @property
     def closest(self) -> Article | None:
@@ -164,8 +172,9 @@ class HybridSearcher:
                 lexical_rank=lexical_rank.get(pid), rerank_score=probability.get(pid))
             for pid, cos in zip(chosen, cosines)
         ]
-        answer = Answer(question, hits, self._answers(hits[:k]), query_vector)
-        return self.mark_hits(answer, 0, k if mark is None else mark)
+        answer = self.mark_hits(Answer(question, hits, self._answers(hits[:k]), query_vector), 0,
+                                k if mark is None else mark)
+        return replace(answer, lead=0 if hits and answer.hits[0].best_sentence else None)
 
     def _answers(self, first_page: list[Hit]) -> bool:
         """The refusal rule: the reranker's calibrated probability when it ran, else cosine similarity."""

@@ -87,6 +87,7 @@ def test_answers_round_trip_through_the_database(sample_library: Library) -> Non
     stored = results.get(5, token)
     assert stored is not None and stored.question == question and stored.answered
     assert stored.hits == answer.hits  # ids, articles, text, spans, scores, ranks, marked sentences
+    assert answer.lead_hit is not None and stored.lead_hit == answer.lead_hit  # the sentence a reply leads with
     assert np.array_equal(stored.query_vector, answer.query_vector)
     assert results.get(6, token) is None  # another chat's token (forged callback data) finds nothing
     assert results.get(5, "nonsense") is None and results.get(5, "") is None

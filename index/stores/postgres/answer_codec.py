@@ -31,6 +31,7 @@ def encode(answer: Answer) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "answered": bool(answer.answered),
+        "lead_passage": int(answer.lead_hit.passage_id) if answer.lead_hit is not None else None,
         "hits": [{
             "passage": int(hit.passage_id),
             "score": float(hit.score),
@@ -56,7 +57,9 @@ def decode(question: str, data: dict[str, Any], query_vector: np.ndarray | None,
             if int(entry["passage"]) in rows and rows[int(entry["passage"])].article_id in articles]
     if entries and not hits:
         return None
-    return Answer(question, hits, bool(data.get("answered")), query_vector)
+    lead_passage = data.get("lead_passage")
+    lead = next((i for i, hit in enumerate(hits) if hit.passage_id == lead_passage), None)
+    return Answer(question, hits, bool(data.get("answered")), query_vector, lead)
 
 
 def _hit(entry: dict[str, Any], row: PassageRow, articles: dict[int, Article]) -> Hit:

@@ -128,6 +128,12 @@ def test_send_message_with_html(server: BotApiServer) -> None:
 @pytest.mark.parametrize("html", [
     "<b>unclosed", "<b>x</i>", "<div>x</div>", "<br>", "a < b", "&nbsp;", "</b>",
     "<span>x</span>", "<b/>", "<a href='x'", "<tg-emoji>x</tg-emoji>",
+    "<blockquote>x", "<blockquote expandable>x</b></blockquote>", "<blockquote><b>x</blockquote></b>",
+    "<blockquote><blockquote>x</blockquote></blockquote>",
+    "<blockquote expandable>a<blockquote expandable>b</blockquote></blockquote>",
+    "<b><blockquote>a</blockquote><blockquote>b<blockquote>c</blockquote></blockquote></b>",
+    '<blockquote class="x">q</blockquote>', "<blockquote expandable=\"yes\">q</blockquote>",
+    '<a href="https://a.test"><a href="https://b.test">x</a></a>',
 ])
 def test_bad_html_is_rejected(server: BotApiServer, html: str) -> None:
     with pytest.raises(BadRequest, match="(?i)parse entities"):
@@ -145,6 +151,11 @@ def test_bad_html_is_rejected(server: BotApiServer, html: str) -> None:
      ["spoiler", "underline", "code"]),
     ('<pre><code class="language-python">x = 1</code></pre>', "x = 1", ["pre"]),
     ("<blockquote expandable>quote</blockquote>", "quote", ["expandable_blockquote"]),
+    ("<blockquote>plain</blockquote>", "plain", ["blockquote"]),
+    ('<blockquote expandable><b>1.</b> x <a href="https://a.test">y</a></blockquote>\n'
+     "<blockquote expandable>z</blockquote>", "1. x y\nz",
+     ["expandable_blockquote", "bold", "text_link", "expandable_blockquote"]),
+    ("<BLOCKQUOTE EXPANDABLE>q</BLOCKQUOTE>", "q", ["expandable_blockquote"]),
     ("<b><i>both</i></b>", "both", ["bold", "italic"]),
     ("  <b> padded </b>\n", "padded", ["bold"]),
 ])
@@ -489,3 +500,123 @@ def test_ptb_application_polling(server: BotApiServer) -> None:
 
     asyncio.run(main())
     assert len(server.answered_callbacks) == 1 and server.pending_update_count == 0
+
+
+def test_expandable_quotes_reach_ptb_as_entities(server: BotApiServer) -> None:
+    html = "Lead\n<blockquote expandable><b>1.</b> A &amp; B</blockquote>"
+    message = with_bot(server, lambda bot: bot.send_message(CHAT, html, parse_mode=ParseMode.HTML))
+    assert message.text == "Lead\n1. A & B"
+    assert [(e.type, e.offset, e.length) for e in message.entities] == [
+        ("expandable_blockquote", 5, 8), ("bold", 5, 2)]
+    with pytest.raises(BadRequest, match="can't contain another blockquote"):
+        with_bot(server, lambda bot: bot.send_message(
+            CHAT, "<blockquote>a<blockquote expandable>b</blockquote></blockquote>", parse_mode=ParseMode.HTML))
+
+
+def _inline_article(result_id: str, text: str, parse_mode: str | None = ParseMode.HTML) -> dict[str, Any]:
+    content: dict[str, Any] = {"message_text": text}
+    if parse_mode:
+        content["parse_mode"] = parse_mode
+    return {"type": "article", "id": result_id, "title": "Title", "input_message_content": content}
+
+
+def _answer_inline(server: BotApiServer, query_id: str, results: list[dict[str, Any]]) -> tuple[int, dict]:
+    body = json.dumps({"inline_query_id": query_id, "results": results, "cache_time": 30}).encode()
+    return raw_call(server, f"/bot{server.token}/answerInlineQuery", body)
+
+
+def test_inline_queries_need_inline_mode_and_are_answered_once(server: BotApiServer) -> None:
+    with pytest.raises(ValueError, match="inline mode is off"):
+        server.send_inline_query(7, "who won?")
+    server.enable_inline_mode()
+    assert with_bot(server, lambda bot: bot.get_me()).supports_inline_queries is True
+    query_id = server.send_inline_query(7, "who won?", chat_type="group")
+    [update] = raw_call(server, f"/bot{server.token}/getUpdates", b"{}")[1]["result"]
+    assert update["inline_query"]["query"] == "who won?" and update["inline_query"]["from"]["id"] == 7
+    assert update["inline_query"]["chat_type"] == "group"
+
+    status, answer = _answer_inline(server, query_id, [
+        _inline_article("1", '<a href="https://a.test">Title</a>\n<blockquote expandable><b>It</b> won.</blockquote>')])
+    assert status == 200 and answer["result"] is True
+    recorded = server.wait_for_inline_answer(query_id, timeout=1)
+    [result] = recorded["results"]
+    assert result["text"] == "Title\nIt won." and recorded["cache_time"] == 30 and recorded["is_personal"] is False
+    assert [e["type"] for e in result["entities"]] == ["text_link", "expandable_blockquote", "bold"]
+    assert _answer_inline(server, query_id, [])[1]["description"].endswith("query ID is invalid")  # only once
+    assert _answer_inline(server, "123", [])[0] == 400
+
+
+@pytest.mark.parametrize(("results", "error"), [
+    ([_inline_article("1", "a"), _inline_article("1", "b")], "RESULT_ID_DUPLICATE"),
+    ([_inline_article("", "a")], "RESULT_ID_INVALID"),
+    ([_inline_article("x" * 65, "a")], "RESULT_ID_INVALID"),
+    ([{**_inline_article("1", "a"), "title": " "}], "RESULT_TITLE_EMPTY"),
+    ([{**_inline_article("1", "a"), "type": "photo"}], "RESULT_TYPE_INVALID"),
+    ([_inline_article("1", "<blockquote>unclosed")], "can't parse entities"),
+    ([_inline_article("1", "a" * 4097)], "MESSAGE_TOO_LONG"),
+    ([_inline_article(str(i), "a") for i in range(51)], "RESULTS_TOO_MUCH"),
+])
+def test_inline_answers_are_checked(server: BotApiServer, results: list[dict[str, Any]], error: str) -> None:
+    server.enable_inline_mode()
+    query_id = server.send_inline_query(7, "query")
+    status, answer = _answer_inline(server, query_id, results)
+    assert status == 400 and error in answer["description"]
+    assert server.inline_answers == []
+    assert _answer_inline(server, query_id, [_inline_article("1", "fine")])[0] == 200  # still answerable
+
+
+def test_updates_left_out_of_allowed_updates_are_never_queued(server: BotApiServer) -> None:
+    server.enable_inline_mode()
+    raw_call(server, f"/bot{server.token}/getUpdates",
+             json.dumps({"allowed_updates": ["message", "callback_query"]}).encode())
+    server.send_inline_query(7, "not wanted")
+    server.send_text(CHAT, "wanted")
+    updates = raw_call(server, f"/bot{server.token}/getUpdates", b"{}")[1]["result"]
+    assert [list(u)[1] for u in updates] == ["message"]
+    raw_call(server, f"/bot{server.token}/getUpdates",
+             json.dumps({"offset": updates[-1]["update_id"] + 1, "allowed_updates": []}).encode())
+    server.send_inline_query(7, "wanted now")  # an empty list: the default kinds again
+    updates = raw_call(server, f"/bot{server.token}/getUpdates", b"{}")[1]["result"]
+    assert [u["inline_query"]["query"] for u in updates] == ["wanted now"]
+
+
+def test_ptb_inline_query_handler_answers_through_the_emulator(server: BotApiServer) -> None:
+    from telegram import InlineQueryResultArticle, InputTextMessageContent
+    from telegram.ext import InlineQueryHandler
+
+    async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        content = InputTextMessageContent("<b>Answer</b> to " + update.inline_query.query, parse_mode="HTML")
+        await update.inline_query.answer([InlineQueryResultArticle("r1", "A title", content, description="d")],
+                                         cache_time=30, is_personal=False)
+
+    async def main() -> dict[str, Any]:
+        app = (ApplicationBuilder().token(server.token).base_url(server.api_url)
+               .base_file_url(server.file_url).build())
+        app.add_handler(InlineQueryHandler(on_inline))
+        async with app:
+            await app.start()
+            await app.updater.start_polling(timeout=1, allowed_updates=[Update.INLINE_QUERY])
+            try:
+                query_id = server.send_inline_query(9, "the vote")
+                return await asyncio.to_thread(server.wait_for_inline_answer, query_id, 10)
+            finally:
+                await app.updater.stop()
+                await app.stop()
+
+    server.enable_inline_mode()
+    answer = asyncio.run(main())
+    [result] = answer["results"]
+    assert result["title"] == "A title" and result["description"] == "d" and result["text"] == "Answer to the vote"
+    assert result["entities"] == [{"type": "bold", "offset": 0, "length": 6}]
+    assert answer["cache_time"] == 30 and answer["is_personal"] is False
+
+
+def test_a_late_inline_answer_is_refused(server: BotApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.botapi import server as emulator
+
+    monkeypatch.setattr(emulator, "INLINE_QUERY_SECONDS", 0.2)
+    server.enable_inline_mode()
+    query_id = server.send_inline_query(7, "slow")
+    time.sleep(0.3)
+    status, answer = _answer_inline(server, query_id, [_inline_article("1", "late")])
+    assert status == 400 and "response timeout expired" in answer["description"]

@@ -7,12 +7,17 @@ the bot did (``wait_for_messages``, ``messages``, ``calls`` ...).
 
 It reproduces the Telegram behaviour that commonly breaks bots: strict HTML parsing,
 the 4096 UTF-16 code unit limit, "message is not modified", 64-byte callback data,
-integer dates, ``chat_instance`` on callback queries and ``bot_command`` entities.
+integer dates, ``chat_instance`` on callback queries and ``bot_command`` entities.  Inline
+mode is off until a test switches it on (``enable_inline_mode``, as /setinline at @BotFather
+does); then tests send inline queries and read the bot's answers.  Updates of a kind the bot
+left out of ``allowed_updates`` are never queued, as Telegram never stores them.
 
 Simplifications: Markdown parse modes are accepted but not parsed; unknown named HTML
-entities such as ``&nbsp;`` are rejected (possibly stricter than Telegram, to catch
-unescaped text); every response closes its connection (HTTP/1.0) so ``stop()`` never
-waits on idle keep-alive connections.  A server instance can be started once.
+entities such as ``&nbsp;`` are rejected, and so are a blockquote attribute other than
+``expandable`` and a quote or link inside another of its kind (possibly stricter than
+Telegram, to catch unescaped text and broken markup); inline results are articles only;
+every response closes its connection (HTTP/1.0) so ``stop()`` never waits on idle
+keep-alive connections.  A server instance can be started once.
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ Message = dict[str, Any]
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
+MAX_INLINE_RESULTS = 50
+MAX_INLINE_RESULT_ID_BYTES = 64
+# Seconds after which an inline query can no longer be answered (the emulator's choice: Telegram
+# documents no figure, and refuses late answers with the same error as for an unknown query).
+INLINE_QUERY_SECONDS = 10.0
+# The update kinds delivered when the bot names none (Telegram's default leaves out a few the
+# emulator never makes).
+UPDATE_KINDS = frozenset({"message", "edited_message", "callback_query", "inline_query"})
+QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 DEFAULT_GROUP_USER_ID = 1001
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
@@ -199,16 +213,39 @@ class _OpenTag:
     order: int  # opening order: outer entities come first among equal ranges
 
 
-def _entity_for_tag(name: str, attrs: dict[str, str],
+# Entities that can't hold another of the same group (the Bot API's rules for nesting entities).
+_NOT_NESTED = {"blockquote": "blockquote", "expandable_blockquote": "blockquote", "text_link": "link"}
+
+
+def _check_nesting(entity: dict[str, Any] | None, stack: list[_OpenTag]) -> None:
+    """Raise when ``entity`` would open inside an open entity of its own group (a quote in a quote)."""
+    group = _NOT_NESTED.get((entity or {}).get("type", ""))
+    if group is None:
+        return
+    for open_tag in stack:
+        if open_tag.entity is not None and _NOT_NESTED.get(open_tag.entity["type"]) == group:
+            raise EntityParseError(f'Tag "{open_tag.name}" can\'t contain another {group}')
+
+
+def _entity_for_tag(name: str, attrs: dict[str, str], raw_attrs: dict[str, str | None],
                     stack: list[_OpenTag]) -> dict[str, Any] | None:
-    """The entity a start tag opens (None when it opens none), or raise for bad attributes."""
+    """The entity a start tag opens (None when it opens none), or raise for bad attributes or nesting."""
     kind = _ENTITY_TAGS[name]
     if name == "a":
-        return {"type": kind, "url": attrs["href"]} if attrs.get("href") else None
+        entity = {"type": kind, "url": attrs["href"]} if attrs.get("href") else None
+        _check_nesting(entity, stack)
+        return entity
     if name == "span" and attrs.get("class") != "tg-spoiler":
         raise EntityParseError('Tag "span" must have class "tg-spoiler"')
-    if name == "blockquote" and "expandable" in attrs:
-        return {"type": "expandable_blockquote"}
+    if name == "blockquote":
+        unknown = sorted(set(raw_attrs) - {"expandable"})
+        if unknown:
+            raise EntityParseError(f'Tag "blockquote" can\'t have attribute "{unknown[0]}"')
+        if raw_attrs.get("expandable") is not None:
+            raise EntityParseError('Attribute "expandable" of tag "blockquote" takes no value')
+        entity = {"type": "expandable_blockquote" if "expandable" in raw_attrs else kind}
+        _check_nesting(entity, stack)
+        return entity
     if name == "tg-emoji":
         if not attrs.get("emoji-id"):
             raise EntityParseError('Tag "tg-emoji" must have attribute "emoji-id"')
@@ -256,9 +293,10 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                 name = start.group(1).lower()
                 if name not in _ENTITY_TAGS:
                     raise EntityParseError(f'Unsupported start tag "{name}"')
-                attrs = {m.group(1).lower(): _attr_value(m.group(2))
-                         for m in _ATTR_RE.finditer(start.group(2))}
-                stack.append(_OpenTag(name, pos16, _entity_for_tag(name, attrs, stack), opened))
+                found = [(m.group(1).lower(), m.group(2)) for m in _ATTR_RE.finditer(start.group(2))]
+                attrs = {key: _attr_value(raw) for key, raw in found}
+                raw_attrs = {key: raw for key, raw in found}
+                stack.append(_OpenTag(name, pos16, _entity_for_tag(name, attrs, raw_attrs, stack), opened))
                 opened += 1
                 i = start.end()
                 continue
@@ -479,6 +517,9 @@ class BotApiServer:
         self._seen_edits: dict[tuple[int | str, int], int] = {}
         self._files: dict[str, _StoredFile] = {}
         self._callback_ids: set[str] = set()
+        self._inline_queries: dict[str, float] = {}  # unanswered inline query id -> when it was sent
+        self._inline_answers: list[dict[str, Any]] = []
+        self._allowed_updates: frozenset[str] = UPDATE_KINDS
         self._next_serial = 1
         self._chat_actions: dict[int | str, list[str]] = {}
         self._answered: list[dict[str, Any]] = []
@@ -501,7 +542,7 @@ class BotApiServer:
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message, "sendChatAction": self._send_chat_action,
             "answerCallbackQuery": self._answer_callback_query, "getFile": self._get_file,
-            "sendDocument": self._send_document}
+            "sendDocument": self._send_document, "answerInlineQuery": self._answer_inline_query}
         self._methods = {name.lower(): (name, fn) for name, fn in handlers.items()}
 
     # ---- lifecycle
@@ -675,6 +716,8 @@ class BotApiServer:
         return self._next_serial
 
     def _queue_update(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind not in self._allowed_updates:
+            return  # the bot asked not to get this kind: Telegram never stores it
         self._updates.append({"update_id": self._next_update_id, kind: copy.deepcopy(payload)})
         self._next_update_id += 1
         self._cond.notify_all()
@@ -807,10 +850,20 @@ class BotApiServer:
 
     # ---- Bot API methods (called with the lock held)
 
+    def _set_allowed_updates(self, params: Params) -> None:
+        """Keep the kinds of update the bot asks for (an empty list: the default; none given: unchanged)."""
+        kinds = _json_param(params, "allowed_updates")
+        if kinds is None or kinds == "":
+            return
+        if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
+            raise bad_request("can't parse allowed_updates JSON array")
+        self._allowed_updates = frozenset(kinds) if kinds else UPDATE_KINDS
+
     def _get_updates(self, params: Params) -> list[dict[str, Any]]:
         if self._webhook_url:
             raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
                                 "use deleteWebhook to delete the webhook first")
+        self._set_allowed_updates(params)
         offset = _int_param(params, "offset", 0)
         limit = min(max(_int_param(params, "limit", 100), 1), 100)
         if offset > 0:
@@ -831,6 +884,8 @@ class BotApiServer:
             raise bad_request("bad webhook: this emulator only delivers to loopback addresses")
         if _bool_param(params, "drop_pending_updates"):
             self._updates.clear()
+        if url:
+            self._set_allowed_updates(params)
         self._webhook_url = url
         self._webhook_secret = str(params.get("secret_token") or "")
         self._cond.notify_all()
@@ -1008,6 +1063,58 @@ class BotApiServer:
         self._cond.notify_all()
         return True
 
+    def _answer_inline_query(self, params: Params) -> bool:
+        query_id = str(params.get("inline_query_id") or "")
+        sent_at = self._inline_queries.get(query_id)
+        if sent_at is None or time.monotonic() - sent_at > INLINE_QUERY_SECONDS:
+            raise bad_request(QUERY_TOO_OLD)
+        results = _json_param(params, "results")
+        if not isinstance(results, list):
+            raise bad_request("can't parse results JSON array")
+        if len(results) > MAX_INLINE_RESULTS:
+            raise bad_request("RESULTS_TOO_MUCH")
+        checked, ids = [], set()
+        for result in results:
+            item = self._check_inline_result(result)
+            if item["id"] in ids:
+                raise bad_request("RESULT_ID_DUPLICATE")
+            ids.add(item["id"])
+            checked.append(item)
+        next_offset = str(params.get("next_offset") or "")
+        if len(next_offset.encode()) > 64:
+            raise bad_request("NEXT_OFFSET_INVALID")
+        del self._inline_queries[query_id]  # answered once only
+        self._inline_answers.append({
+            "inline_query_id": query_id, "results": checked, "cache_time": _int_param(params, "cache_time", 300),
+            "is_personal": _bool_param(params, "is_personal"), "next_offset": next_offset,
+            "seconds": time.monotonic() - sent_at})
+        self._cond.notify_all()
+        return True
+
+    def _check_inline_result(self, result: Any) -> dict[str, Any]:
+        """One InlineQueryResultArticle as Telegram would show and send it, or raise for what it refuses."""
+        if not isinstance(result, dict) or result.get("type") != "article":
+            raise bad_request("RESULT_TYPE_INVALID")
+        result_id = result.get("id")
+        if not isinstance(result_id, str) or not 1 <= len(result_id.encode()) <= MAX_INLINE_RESULT_ID_BYTES:
+            raise bad_request("RESULT_ID_INVALID")
+        title = result.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise bad_request("RESULT_TITLE_EMPTY")
+        content = result.get("input_message_content")
+        if not isinstance(content, dict) or "message_text" not in content:
+            raise bad_request("can't parse input_message_content: message_text is required")
+        text, entities = self._format(content.get("message_text"), content.get("parse_mode"),
+                                      content.get("entities"))
+        if not text:
+            raise bad_request("MESSAGE_EMPTY")
+        if utf16_len(text) > MAX_TEXT_LENGTH:
+            raise bad_request("MESSAGE_TOO_LONG")
+        self._check_markup(result.get("reply_markup"))
+        return {"id": result_id, "title": title, "description": result.get("description"), "text": text,
+                "entities": entities, "html": content.get("message_text"),
+                "link_preview_options": content.get("link_preview_options")}
+
     def _get_file(self, params: Params) -> dict[str, Any]:
         stored = self._files.get(str(params.get("file_id") or ""))
         if stored is None:
@@ -1062,6 +1169,39 @@ class BotApiServer:
             record = self._store(chat_key, user, body, False)
             self._queue_update("message", record.message)
             return copy.deepcopy(record.message)
+
+    def enable_inline_mode(self) -> None:
+        """Switch inline mode on for the bot, as /setinline at @BotFather does (getMe then says so)."""
+        with self._cond:
+            self._bot_user["supports_inline_queries"] = True
+
+    def send_inline_query(self, user_id: int, query: str, chat_type: str = "private",
+                          offset: str = "") -> str:
+        """Queue an inline query (the user typed ``@bot query`` in a chat of ``chat_type``); returns its id.
+        It is queued only when the bot's allowed_updates take inline queries."""
+        with self._cond:
+            if not self._bot_user["supports_inline_queries"]:
+                raise ValueError("inline mode is off for this bot: call enable_inline_mode() first")
+            query_id = str(5_000_000_000_000_000 + self._serial())
+            self._inline_queries[query_id] = time.monotonic()
+            self._queue_update("inline_query", {
+                "id": query_id, "from": self._user(user_id), "query": query, "offset": offset,
+                "chat_type": chat_type})
+            return query_id
+
+    def wait_for_inline_answer(self, query_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the bot answered the inline query: its results (each with the text and entities of
+        the message it sends), cache_time, is_personal and the seconds it took."""
+        def check() -> dict[str, Any] | None:
+            return next((copy.deepcopy(a) for a in self._inline_answers if a["inline_query_id"] == query_id), None)
+
+        return self.wait_until(check, timeout, lambda: f"an answer to inline query {query_id}")
+
+    @property
+    def inline_answers(self) -> list[dict[str, Any]]:
+        """Every answerInlineQuery the emulator accepted, in order."""
+        with self._cond:
+            return copy.deepcopy(self._inline_answers)
 
     def press_button(self, chat_id: int, message_id: int, callback_data: str,
                      user_id: int | None = None, *, check_keyboard: bool = True) -> str:

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 from bot import render
 from index.articles import Article
-from index.search.hybrid import Hit
+from index.search.hybrid import Answer, Hit
 from tests.support.botapi.server import parse_html, utf16_len
 
 NASTY = 'AT&T <script>alert("x")</script> &amp; <b>not bold</b> 3 < 4 > 2 "quoted" \'single\' 🙂 '
@@ -114,3 +114,100 @@ def test_feeds_show_no_credentials_and_stay_short() -> None:
     assert "s3cret" not in html and "http://example.org/feed.xml" in _visible(html)
     assert len(html) <= render.MAX_MESSAGE_CHARS and "#1" in html
     assert _visible(html).count("http://example.org/feed.xml") == 2  # both feeds fit
+
+
+def _article_n(article_id: int, title: str, url: str | None = None) -> Article:
+    return Article(id=article_id, title=title, text="", url=url or f"https://example.org/{article_id}",
+                   published=date(2024, 3, article_id), source="Wire", author=None, added_by="t",
+                   added_at=datetime.now(timezone.utc))
+
+
+def _passage(article: Article, text: str, sentence: str, passage_id: int = 1) -> Hit:
+    start = text.index(sentence)
+    return Hit(passage_id=passage_id, article=article, text=text, start=0, end=len(text), score=1.0,
+               dense_score=0.5, dense_rank=1, lexical_rank=1, best_sentence=(start, start + len(sentence)))
+
+
+def _page() -> tuple[list[Hit], Article, Article]:
+    council = _article_n(1, "Council & <votes>")
+    rover = _article_n(2, "Rover lands")
+    hits = [_passage(rover, "The rover landed.\n\nIt is the size of a car.", "It is the size of a car.", 1),
+            _passage(council, "Intro.\n\nThe council voted 5 > 4 on Monday. More text.",
+                     "The council voted 5 > 4 on Monday.", 2),
+            _passage(rover, "Engineers cheered. The descent was automatic.", "The descent was automatic.", 3)]
+    return hits, council, rover
+
+
+def test_the_first_page_leads_with_the_answer_then_the_passages_grouped_by_article() -> None:
+    hits, council, rover = _page()
+    lead = render.answer_lead(Answer("q", hits, True, lead=1))
+    assert lead is not None and lead.number == 2 and lead.hit is hits[1]
+    [html] = render.answer_messages(hits, lead=lead)
+    text, entities = parse_html(html)
+    lines = html.split("\n")
+    assert lines[0] == "<b>The council voted 5 &gt; 4 on Monday.</b>"  # the answer first, bold, escaped
+    assert lines[1] == ('— <a href="https://example.org/1">Council &amp; &lt;votes&gt;</a>, Wire, 1 Mar 2024'
+                        " · passage 2")
+    # the lead's article comes first, its passage right under the citation (no second article line)
+    assert lines[2].startswith("<blockquote expandable><b>2.</b> Intro.")
+    assert "<b>The council voted 5 &gt; 4 on Monday.</b>" in lines[3]
+    # then the other article once, with both its passages, each in its own expandable quote
+    assert lines[4] == render.article_line(rover)
+    assert lines[5].startswith("<blockquote expandable><b>1.</b> The rover landed.")  # paragraphs: one break
+    assert lines[6] == "<b>It is the size of a car.</b></blockquote>"
+    assert lines[7] == ("<blockquote expandable><b>3.</b> Engineers cheered. "
+                        "<b>The descent was automatic.</b></blockquote>")
+    assert html.count(render.article_line(rover)) == 1 and text.count("Council & <votes>") == 1
+    assert [e["type"] for e in entities].count("expandable_blockquote") == 3
+
+
+def test_without_a_chosen_lead_the_first_marked_passage_leads_and_later_pages_have_no_lead() -> None:
+    hits, _, rover = _page()
+    lead = render.answer_lead(Answer("q", hits, True))
+    assert lead is not None and lead.number == 1 and lead.hit is hits[0]
+    unmarked = [Hit(**{**hits[0].__dict__, "best_sentence": None}), *hits[1:]]
+    assert render.answer_lead(Answer("q", unmarked, True)) is None
+    [html] = render.answer_messages(hits, first_number=4)
+    assert html.startswith(render.article_line(rover) + "\n<blockquote expandable><b>4.</b>")
+    assert "<b>6.</b>" in html and "passage" not in html
+
+
+def test_a_long_answer_splits_between_passages_with_balanced_tags_and_the_article_line_again() -> None:
+    article = _article_n(3, "Long & <story>")
+    sentence = "The answer & more <text>."
+    hits = [_passage(article, f"{sentence} " + "Filler words & <more>. " * 60 + str(i), sentence, i)
+            for i in range(9)]
+    messages = render.answer_messages(hits, lead=render.answer_lead(Answer("q", hits, True, lead=0)),
+                                      heading="<i>About: something</i>")
+    assert len(messages) > 1 and messages[0].startswith("<i>About: something</i>\n<b>The answer &amp; more")
+    for html in messages:
+        parse_html(html)  # every message balanced on its own
+        assert len(html) <= render.MAX_MESSAGE_CHARS
+    for html in messages[1:]:  # a group going on in the next message shows its article line again
+        assert html.startswith(render.article_line(article) + "\n<blockquote expandable>")
+    joined = "".join(messages)
+    assert all(f"<b>{i}.</b>" in joined for i in range(1, 10))
+
+
+def test_visible_length_counts_collapsed_quotes_as_their_first_lines() -> None:
+    quote = "word " * 200
+    html = f"<b>Lead &amp; more</b>\n<blockquote expandable>{quote}</blockquote>\n<blockquote>open</blockquote>"
+    shown = render.collapsed_length(quote)
+    assert shown <= render.COLLAPSED_QUOTE_LINES * render.QUOTE_LINE_CHARS + render.COLLAPSED_QUOTE_LINES
+    assert shown > (render.COLLAPSED_QUOTE_LINES - 1) * render.QUOTE_LINE_CHARS
+    assert render.visible_length(html) == len("Lead & more\n") + shown + len("\nopen")
+    # line breaks end lines: a quote of short lines shows only its first three
+    assert render.collapsed_length("a\nbb\nccc\ndddd") == len("a\nbb\nccc")
+    assert render.visible_length("<b>x</b>") == 1
+
+
+def test_inline_results_texts_are_plain_and_trimmed() -> None:
+    hit = _passage(_article_n(4, "A <very> long title " * 20), "Intro. " + "The answer & sentence " * 30 + ".",
+                   "The answer & sentence " * 30 + ".")
+    title, description = render.inline_title(hit), render.inline_description(hit)
+    assert title.startswith("A <very> long title") and title.endswith("…") and len(title) <= 100
+    assert description.startswith("The answer & sentence") and len(description) <= 200
+    html = render.passage_html(hit)
+    text, entities = parse_html(html)
+    assert text.startswith("A <very> long title") and [e["type"] for e in entities] == [
+        "text_link", "expandable_blockquote", "bold"]

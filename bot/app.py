@@ -23,6 +23,7 @@ from bot.handlers.buttons import (
     on_sources,
     on_stale_button,
 )
+from bot.handlers.conversation import on_new
 from bot.handlers.errors import on_error
 from bot.handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
 from bot.handlers.info import on_help, on_unknown_command
@@ -64,6 +65,7 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
     )
     attach_service(application, service)
     application.add_handler(CommandHandler(["start", "help"], on_help))
+    application.add_handler(CommandHandler("new", on_new))
     application.add_handler(CommandHandler("add", on_add))
     application.add_handler(CommandHandler("remove", on_remove))
     application.add_handler(CommandHandler("list", on_list))

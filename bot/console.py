@@ -88,6 +88,7 @@ class Console:
         commands: dict[str, Callable[[], list[Reply]]] = {
             "/start": lambda: [service.help(user)],
             "/help": lambda: [service.help(user)],
+            "/new": lambda: [service.new_conversation(CONSOLE_CHAT_ID)],
             "/remove": lambda: [service.remove(user, argument)],
             "/list": lambda: [service.list_page(user, 0)],
             "/stats": lambda: [service.stats(user)],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from html import escape
 from typing import AsyncIterator, Sequence
 
@@ -20,8 +20,9 @@ from index.ingest.feeds import FeedPoller, PollReport
 from index.ingest.fetch import fetch
 from index.inputs import InvalidNumber, parse_id
 from index.library import AddResult, Library
+from index.search.followup import FollowUps, Reading, turn_from_answer
 from index.search.hybrid import Answer
-from index.stores.base import ResultStore
+from index.stores.base import Conversations, ResultStore, Turn
 
 MAX_QUESTION_CHARS = 1000
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
@@ -69,20 +70,36 @@ def _one_id(argument: str, what: str, usage: str) -> "int | Reply":
     return Reply(usage) if number is None else number
 
 
+def answer_token(callback_data: Sequence[str]) -> str | None:
+    """The answer token in the callback data of an answer's buttons (None when they are not an answer's)."""
+    for data in callback_data:
+        kind, _, rest = data.partition(":")
+        if kind in {"src", "more"} and rest:
+            return rest.split(":")[0]
+    return None
+
+
 class ChatService:
-    def __init__(self, library: Library, settings: Settings, results: ResultStore | None = None) -> None:
-        """``results``: where answers wait for their buttons (default: what suits the library's store)."""
+    def __init__(self, library: Library, settings: Settings, results: ResultStore | None = None,
+                 conversations: Conversations | None = None) -> None:
+        """``results``: where answers wait for their buttons, ``conversations``: each chat's recent turns
+        (defaults: what suits the library's store)."""
         self.library = library
         self.settings = settings
         self.results = results if results is not None else library.backend.results(settings)
+        self.conversations = conversations if conversations is not None else library.backend.conversations(settings)
+        self.follow_ups = FollowUps(library, self.conversations)
         self.feeds = FeedPoller(library)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.settings.bot.admin_ids
 
     # -- questions ------------------------------------------------------------------------------------
-    def answer(self, chat_id: int, question: str, now: datetime | None = None) -> list[Reply]:
-        """The first page of passages answering the question, or why there are none."""
+    def answer(self, chat_id: int, question: str, now: datetime | None = None, replied_message: int | None = None,
+               replied_token: str | None = None) -> list[Reply]:
+        """The first page of passages answering the question, or why there are none. ``now`` dates the
+        question for the recency prior; a message replying to one of the bot's answers names that message
+        (``replied_message``) and the token in its buttons (``replied_token``), and is read with that answer."""
         question = _INVISIBLE.sub("", question).strip()
         if not question:
             return [Reply(texts.EMPTY_QUESTION)]
@@ -93,11 +110,38 @@ class ChatService:
         if self.library.count_articles() == 0:
             return [Reply(texts.NO_ARTICLES)]
         k = self.settings.search.k
-        answer = self.library.search(question, k=k, now=now, limit=3 * k)
+        asked_at = datetime.now(timezone.utc)
+        replied = self._replied_turn(chat_id, replied_message, replied_token, asked_at)
+        reading = self.follow_ups.read(chat_id, question, asked_at, replied)
+        answer = self.follow_ups.search(question, reading, k, now=now, limit=3 * k)
         if not answer.answered:
-            return [Reply(render.not_found_html(answer.closest))]
+            self.follow_ups.remember(chat_id, reading, answer, asked_at)
+            return _with_about(reading, [Reply(render.not_found_html(answer.closest))])
         token = self.results.put(chat_id, answer)
-        return self._page(answer, token, 0)
+        self.follow_ups.remember(chat_id, reading, answer, asked_at, token)
+        return _with_about(reading, self._page(answer, token, 0))
+
+    def _replied_turn(self, chat_id: int, message_id: int | None, token: str | None, asked_at: datetime,
+                      ) -> Turn | None:
+        """The turn of the answer a message replies to: kept in the conversation, else rebuilt from the
+        answer kept for its buttons; None when it replies to no answer that is still known."""
+        if message_id is not None:
+            turn = self.conversations.by_message(chat_id, message_id)
+            if turn is not None:
+                return turn
+        answer = self.results.get(chat_id, token) if token else None
+        return turn_from_answer(answer, asked_at, self.follow_ups.specificity, token) if answer else None
+
+    def answer_shown(self, chat_id: int, replies: Sequence[Reply], message_ids: Sequence[int]) -> None:
+        """Record the messages that showed an answer, so that a reply to any of them is read with it."""
+        token = answer_token([button.data for reply in replies for row in reply.buttons for button in row])
+        if token is not None and message_ids:
+            self.conversations.attach_messages(chat_id, token, message_ids)
+
+    def new_conversation(self, chat_id: int) -> Reply:
+        """/new: forget the chat's conversation, so that the next question is read on its own."""
+        self.conversations.forget(chat_id)
+        return Reply(texts.NEW_CONVERSATION)
 
     def more(self, chat_id: int, token: str, page: int) -> list[Reply]:
         answer = self.results.get(chat_id, token)
@@ -241,6 +285,14 @@ class ChatService:
         return Reply("\n".join(texts.stats_lines(
             articles=s.articles, passages=s.passages, vectors=s.vectors, newest=render.format_date(s.newest),
             store=s.store, database_bytes=s.database_bytes, index_bytes=s.index_bytes, model=s.model)))
+
+
+def _with_about(reading: Reading, replies: list[Reply]) -> list[Reply]:
+    """A follow-up's replies open with one line saying what it was read as being about."""
+    if not reading.follow_up or not replies:
+        return replies
+    first = replies[0]
+    return [Reply(f"{texts.about(reading.about)}\n{first.html}", first.buttons), *replies[1:]]
 
 
 def add_summary_html(results: Sequence[AddResult], done: bool = True, total: int | None = None) -> str:

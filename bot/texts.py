@@ -21,6 +21,19 @@ def question_too_long(length: int, limit: int) -> str:
             f"under {limit:,}). To add an article, admins can use /add.")
 
 
+# -- follow-up questions ----------------------------------------------------------------------------
+NEW_CONVERSATION = "Starting afresh: I will read your next question on its own."
+ABOUT_CHARACTERS = 90  # an "About:" line is shortened to this many characters
+
+
+def about(subject: str) -> str:
+    """The line over a follow-up's answer saying what the question was read as being about."""
+    subject = " ".join(subject.split())
+    if len(subject) > ABOUT_CHARACTERS:
+        subject = subject[:ABOUT_CHARACTERS - 1].rstrip() + "…"
+    return f"<i>About: {escape(subject)}</i> (/new for a new topic)"
+
+
 # -- buttons ----------------------------------------------------------------------------------------
 MORE_PASSAGES = "More passages"
 SOURCES = "Sources"
@@ -34,7 +47,9 @@ STALE_BUTTON = "This button no longer works."
 HELP_INTRO = ("I answer questions from a collection of news articles, quoting the passages that answer them "
               "with their article, source, date and link.")
 HELP_HOW_TO_ASK = ["Just send me a question, for example: <i>What did the UN Security Council say?</i>",
-                   "In groups, mention me or reply to one of my messages."]
+                   "In groups, mention me or reply to one of my messages.",
+                   "Ask a follow-up (<i>and what did China say?</i>) or reply to an answer to ask more about it; "
+                   "/new starts a new topic."]
 HELP_ADMIN = [
     "<b>Admin commands</b>",
     "/add URL … — add articles from the web",
@@ -130,7 +145,8 @@ def stats_lines(*, articles: int, passages: int, vectors: int, newest: str, stor
 APOLOGY = "Sorry, something went wrong while handling that. Please try again in a moment."
 
 # -- the command menus Telegram shows (plain text) --------------------------------------------------
-PUBLIC_COMMAND_MENU = [("help", "What I know and how to ask"), ("start", "Start here")]
+PUBLIC_COMMAND_MENU = [("help", "What I know and how to ask"), ("start", "Start here"),
+                       ("new", "Start a new topic: forget the earlier questions")]
 ADMIN_COMMAND_MENU = [
     ("add", "Add articles: URLs, or pasted text"),
     ("remove", "Remove an article by id"),

@@ -1,4 +1,4 @@
-"""Command line: python -m index add|list|remove|search|stats|feed|backup|restore|migrate|eval."""
+"""Command line: python -m index add|list|remove|search|stats|feed|backup|restore|migrate|eval|eval-dialogues."""
 
 from __future__ import annotations
 
@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--refusals", action="store_true",
                           help="also ask the specific questions with their answers removed from the corpus, and "
                                "show how the refusal threshold trades precision against wrong refusals")
+    dialogues = commands.add_parser("eval-dialogues", help="answer-recall of follow-up questions (a benchmark)")
+    from index.eval.dialogues import add_arguments as add_dialogue_arguments
+
+    add_dialogue_arguments(dialogues)
     train = commands.add_parser("train-reranker", help="fine-tune the cross-encoder reranker on SQuAD (slow)")
     from index.search.train_reranker import add_arguments
 
@@ -290,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             from index.eval.evaluate import run_eval
 
             return run_eval(settings, args)
+        if args.command == "eval-dialogues":
+            from index.eval.dialogues import run_eval_dialogues
+
+            return run_eval_dialogues(settings, args)
         if args.command == "migrate":
             return _cmd_migrate(settings, args)
         if args.command == "train-reranker":

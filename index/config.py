@@ -289,6 +289,17 @@ class BotSettings:
 
 
 @dataclass(frozen=True)
+class ConversationSettings:
+    ttl_minutes: float = 30.0  # a question this long after the chat's last one starts afresh
+    turns: int = 3  # earlier questions a follow-up is read with
+
+    def __post_init__(self) -> None:
+        check = _Checks("conversation", self)
+        check.above("ttl_minutes", 0)
+        check.between("turns", 1, 20)
+
+
+@dataclass(frozen=True)
 class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
@@ -300,6 +311,7 @@ class Settings:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     feeds: FeedSettings = field(default_factory=FeedSettings)
     bot: BotSettings = field(default_factory=BotSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
 
     def __post_init__(self) -> None:
         """Checks across sections."""

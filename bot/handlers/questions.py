@@ -9,6 +9,7 @@ from telegram import Message, Update
 from telegram.constants import ChatAction, ChatType
 
 from bot.context import BotContext
+from bot.service import answer_token
 from bot.telegram_io import send_replies, show_action
 
 
@@ -33,5 +34,19 @@ async def on_question(update: Update, context: BotContext) -> None:
     if question is None:
         return
     await show_action(context, message.chat_id, ChatAction.TYPING)
-    replies = await asyncio.to_thread(context.service.answer, message.chat_id, question)
-    await send_replies(context, message.chat_id, replies, reply_to=message.message_id)
+    replied_message, replied_token = replied_answer(message, context.bot.id)
+    replies = await asyncio.to_thread(context.service.answer, message.chat_id, question,
+                                      replied_message=replied_message, replied_token=replied_token)
+    sent = await send_replies(context, message.chat_id, replies, reply_to=message.message_id)
+    await asyncio.to_thread(context.service.answer_shown, message.chat_id, replies, [m.message_id for m in sent])
+
+
+def replied_answer(message: Message, bot_id: int) -> tuple[int | None, str | None]:
+    """The bot's message this one replies to, and the answer token in that message's buttons (if any)."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return None, None
+    markup = replied.reply_markup
+    data = [button.callback_data for row in (markup.inline_keyboard if markup else ()) for button in row
+            if isinstance(button.callback_data, str)]
+    return replied.message_id, answer_token(data)

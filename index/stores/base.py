@@ -351,6 +351,44 @@ class ResultStore(Protocol):
     def get(self, chat_id: int, token: str) -> Answer | None: ...
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One question of a chat's conversation and what its answer showed (for follow-up questions)."""
+
+    question: str
+    asked_at: datetime  # timezone-aware
+    context_words: tuple[str, ...] = ()  # the specific words the question was searched with, its own first
+    article_ids: tuple[int, ...] = ()  # the articles its answer showed, best first
+    passage_ids: tuple[int, ...] = ()
+    title: str = ""  # the first article's title, for the "About:" line of a follow-up's reply
+    token: str | None = None  # the answer's token in the ResultStore (None when nothing was shown)
+    message_ids: tuple[int, ...] = ()  # the bot's messages that showed the answer, once sent
+
+
+class Conversations(Protocol):
+    """Each chat's recent turns, kept ``ttl`` after the last one: the newest few, oldest first."""
+
+    def recent(self, chat_id: int, now: datetime) -> list[Turn]:
+        """The chat's kept turns, oldest first; none when the newest is older than the TTL at ``now``."""
+        ...
+
+    def add(self, chat_id: int, turn: Turn) -> None:
+        """Append a turn (forgetting the oldest beyond the number kept)."""
+        ...
+
+    def attach_messages(self, chat_id: int, token: str, message_ids: Sequence[int]) -> None:
+        """Record the bot's messages that showed the answer ``token`` (a reply to one finds its turn)."""
+        ...
+
+    def by_message(self, chat_id: int, message_id: int) -> Turn | None:
+        """The kept turn whose answer was shown in that message (whatever its age within the TTL)."""
+        ...
+
+    def forget(self, chat_id: int) -> None:
+        """Drop the chat's conversation (/new)."""
+        ...
+
+
 # -- the backend ------------------------------------------------------------------------------------------
 class Backend(ABC):
     """A store, its vector and keyword indexes and its writer lock; Library calls the writing methods
@@ -416,6 +454,10 @@ class Backend(ABC):
     @abstractmethod
     def results(self, settings: Settings) -> ResultStore:
         """Where answers wait for their buttons: somewhere every process serving this library can read."""
+
+    @abstractmethod
+    def conversations(self, settings: Settings) -> Conversations:
+        """Where each chat's recent turns live: beside the button results (``results``)."""
 
     @abstractmethod
     def close(self) -> None:

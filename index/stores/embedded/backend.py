@@ -14,6 +14,7 @@ import sqlite3
 import time
 import uuid
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
 
@@ -22,7 +23,7 @@ import numpy as np
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.errors import BackupError
-from index.stores.base import Backend, FeedLocks, ResultStore
+from index.stores.base import Backend, Conversations, FeedLocks, ResultStore
 from index.stores.embedded.backup import checked_copy, write_manifest
 from index.stores.embedded.directory import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE, WriterLock
 from index.stores.embedded.keywords import KeywordIndex
@@ -163,6 +164,12 @@ class EmbeddedBackend(Backend):
         from index.stores.embedded.results import ResultCache
 
         return ResultCache()
+
+    def conversations(self, settings: Settings) -> Conversations:
+        """Process memory, like the button results."""
+        from index.stores.embedded.conversations import MemoryConversations
+
+        return MemoryConversations(timedelta(minutes=settings.conversation.ttl_minutes), settings.conversation.turns)
 
     def close(self) -> None:
         self.store.close()

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
-from index.stores.base import Backend, FeedLocks, ResultStore
+from index.stores.base import Backend, Conversations, FeedLocks, ResultStore
 
 if TYPE_CHECKING:
     from index.stores.postgres.store import AdvisoryLock, PostgresStore
@@ -147,6 +147,13 @@ class PostgresBackend(Backend):
 
         return PgResultStore(self.store, ttl=timedelta(hours=settings.postgres.result_ttl_hours),
                              max_per_chat=settings.postgres.result_max_per_chat)
+
+    def conversations(self, settings: Settings) -> Conversations:
+        """The shared database, like the button results: a follow-up may reach another replica."""
+        from index.stores.postgres.conversations import PgConversations
+
+        return PgConversations(self.store, timedelta(minutes=settings.conversation.ttl_minutes),
+                               settings.conversation.turns)
 
     def close(self) -> None:
         try:

@@ -9,7 +9,15 @@ from typing import Sequence
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot import texts
 from bot.context import BOT_CONTEXT_TYPES, attach_service
@@ -27,6 +35,7 @@ from bot.handlers.conversation import on_new
 from bot.handlers.errors import on_error
 from bot.handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
 from bot.handlers.info import on_help, on_unknown_command
+from bot.handlers.inline import on_inline_query
 from bot.handlers.questions import on_question
 from bot.retries import RetryingRateLimiter
 from bot.service import ChatService
@@ -38,8 +47,9 @@ ADMIN_COMMANDS = PUBLIC_COMMANDS + [BotCommand(command, description)
                                     for command, description in texts.ADMIN_COMMAND_MENU]
 
 
-async def register_commands(application: Application, admin_ids: Sequence[int]) -> None:
-    """Command menus: the public list for everyone, the admin list in each admin's private chat."""
+async def register_commands(application: Application, admin_ids: Sequence[int], inline: bool = False) -> None:
+    """Command menus: the public list for everyone, the admin list in each admin's private chat; a hint
+    when the settings answer inline queries but Telegram sends none (``inline``: bot.inline)."""
     bot = application.bot
     await bot.set_my_commands(PUBLIC_COMMANDS, scope=BotCommandScopeDefault())
     for admin_id in admin_ids:
@@ -47,6 +57,8 @@ async def register_commands(application: Application, admin_ids: Sequence[int]) 
             await bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:  # e.g. the admin has not started a chat with the bot yet
             log.warning("could not set the admin command list for %s: %s", admin_id, exc)
+    if inline and not bot.supports_inline_queries:
+        log.info("inline mode is off for @%s: send /setinline to @BotFather to switch it on", bot.username)
     log.info("bot @%s is ready", bot.username)
 
 
@@ -60,7 +72,7 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
         .rate_limiter(RetryingRateLimiter())
         .concurrent_updates(True)
         .context_types(BOT_CONTEXT_TYPES)
-        .post_init(partial(register_commands, admin_ids=settings.bot.admin_ids))
+        .post_init(partial(register_commands, admin_ids=settings.bot.admin_ids, inline=settings.bot.inline))
         .build()
     )
     attach_service(application, service)
@@ -80,16 +92,24 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
     application.add_handler(CallbackQueryHandler(on_sources, pattern=SOURCES_PATTERN))
     application.add_handler(CallbackQueryHandler(on_list_page, pattern=LIST_PATTERN))
     application.add_handler(CallbackQueryHandler(on_stale_button))  # any other data: after the three above
+    if settings.bot.inline:
+        application.add_handler(InlineQueryHandler(on_inline_query))
     application.add_error_handler(on_error)
     application.job_queue.run_repeating(poll_feeds_job, interval=settings.feeds.check_seconds, first=5,
                                         name="poll feeds")
     return application
 
 
+def allowed_updates(settings: Settings) -> list[str]:
+    """The kinds of update the bot asks Telegram for: messages and button presses, and inline queries
+    when bot.inline is on."""
+    return [Update.MESSAGE, Update.CALLBACK_QUERY] + ([Update.INLINE_QUERY] if settings.bot.inline else [])
+
+
 def run(settings: Settings, token: str, service: ChatService) -> None:
     """Serve until interrupted, by long polling or by PTB's webhook server."""
     application = build_application(settings, token, service)
-    updates = [Update.MESSAGE, Update.CALLBACK_QUERY]
+    updates = allowed_updates(settings)
     if settings.bot.mode == "webhook":  # the settings' own checks made sure webhook_url is set
         application.run_webhook(
             listen=settings.bot.webhook_listen, port=settings.bot.webhook_port, url_path="telegram",

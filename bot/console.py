@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import textwrap
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,22 +20,28 @@ from index.inputs import InvalidNumber, parse_number
 CONSOLE_CHAT_ID = 0
 CONSOLE_USER_ID = 0  # the person at the terminal is the library's admin
 _BOLD, _RESET = "\033[1m", "\033[0m"
+_QUOTE_BAR = "  │ "
 
 
 class _TerminalText(HTMLParser):
-    """Telegram HTML to terminal text: bold kept (as ANSI when colour is on), links shown with their URL."""
+    """Telegram HTML to terminal text: bold kept (as ANSI when colour is on), links shown with their URL,
+    quotes (the passages) wrapped and indented under a bar."""
 
-    def __init__(self, colour: bool) -> None:
+    def __init__(self, colour: bool, width: int) -> None:
         super().__init__(convert_charrefs=True)
         self.colour = colour
+        self.width = width
         self.parts: list[str] = []
         self._links: list[str] = []
+        self._quote_start: int | None = None  # where in ``parts`` the open quote's text begins
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "b" and self.colour:
             self.parts.append(_BOLD)
         elif tag == "a":
             self._links.append(dict(attrs).get("href") or "")
+        elif tag == "blockquote":
+            self._quote_start = len(self.parts)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "b" and self.colour:
@@ -42,16 +50,35 @@ class _TerminalText(HTMLParser):
             href = self._links.pop()
             if href:
                 self.parts.append(f" <{href}>")
+        elif tag == "blockquote" and self._quote_start is not None:
+            quote = "".join(self.parts[self._quote_start:])
+            self.parts[self._quote_start:] = [indented(quote, self.width), "\n"]  # a blank line after it
+            self._quote_start = None
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
 
 
-def to_terminal(html: str, colour: bool) -> str:
-    parser = _TerminalText(colour)
+def indented(quote: str, width: int) -> str:
+    """A quote's paragraphs wrapped to ``width`` columns, each line behind the quote bar (which is never
+    bold: bold going on past a line's end is closed there and opened again after the next bar)."""
+    room = max(20, width - len(_QUOTE_BAR))
+    shown, bold = [], False
+    for paragraph in quote.split("\n"):
+        for line in textwrap.wrap(paragraph, room) or [""]:
+            opened = bold
+            if _BOLD in line or _RESET in line:
+                bold = line.rfind(_BOLD) > line.rfind(_RESET)
+            shown.append(_QUOTE_BAR + (_BOLD if opened else "") + line + (_RESET if bold else ""))
+    return "\n".join(shown)
+
+
+def to_terminal(html: str, colour: bool, width: int | None = None) -> str:
+    """Text for the terminal; quotes wrap at ``width`` columns (default: the terminal's, at most 100)."""
+    parser = _TerminalText(colour, width or min(100, shutil.get_terminal_size((100, 24)).columns))
     parser.feed(html)
     parser.close()
-    return "".join(parser.parts)
+    return "".join(parser.parts).rstrip("\n")
 
 
 class Console:

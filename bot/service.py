@@ -25,6 +25,9 @@ from index.search.hybrid import Answer
 from index.stores.base import Conversations, ResultStore, Turn
 
 MAX_QUESTION_CHARS = 1000
+# Inline queries: the most results, and the fewest characters a query needs to be searched.
+INLINE_RESULTS = 5
+INLINE_MIN_CHARS = 4
 _URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
 _HAS_WORD = re.compile(r"\w", re.UNICODE)
 _INVISIBLE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
@@ -40,6 +43,16 @@ class Button:
 class Reply:
     html: str
     buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class InlineAnswer:
+    """One result of an inline query: a passage anyone can send into any chat."""
+
+    result_id: str  # unique among one query's results
+    title: str  # plain text: the article's title
+    description: str  # plain text: the passage's answering sentence
+    html: str  # the message sent: the passage under its article line
 
 
 REFUSAL = Reply(texts.REFUSAL)
@@ -159,12 +172,29 @@ class ChatService:
         articles = list({hit.article.id: hit.article for hit in answer.hits}.values())
         return Reply(render.sources_html(articles))
 
+    def inline_answers(self, query: str, now: datetime | None = None) -> list[InlineAnswer]:
+        """Up to INLINE_RESULTS passages answering an inline query, best first. None for a query shorter than
+        INLINE_MIN_CHARS or without words, a command (commands never run inline), or a question the
+        articles do not answer (the same refusal rule as in chats)."""
+        query = _INVISIBLE.sub("", query).strip()
+        if (len(query) < INLINE_MIN_CHARS or len(query) > MAX_QUESTION_CHARS or query.startswith("/")
+                or not _HAS_WORD.search(query) or self.library.count_articles() == 0):
+            return []
+        k = self.settings.search.k
+        answer = self.library.search(query, k=k, now=now, limit=max(k, INLINE_RESULTS), mark=INLINE_RESULTS)
+        if not answer.answered:
+            return []
+        return [InlineAnswer(str(hit.passage_id), render.inline_title(hit), render.inline_description(hit),
+                             render.passage_html(hit)) for hit in answer.hits[:INLINE_RESULTS]]
+
     def _page(self, answer: Answer, token: str, page: int) -> list[Reply]:
+        """One page of passages; the first page opens with the answer sentence and its citation."""
         k = self.settings.search.k
         hits = answer.hits[page * k:(page + 1) * k]
         if not hits:
             return [Reply(texts.NO_MORE_PASSAGES)]
-        messages = render.answer_messages(hits, first_number=page * k + 1)
+        lead = render.answer_lead(answer) if page == 0 else None
+        messages = render.answer_messages(hits, first_number=page * k + 1, lead=lead)
         row = []
         if len(answer.hits) > (page + 1) * k:
             row.append(Button(texts.MORE_PASSAGES, f"more:{token}:{page + 1}"))

@@ -1,16 +1,23 @@
-"""Sending service replies to Telegram: HTML, inline buttons, no link previews."""
+"""Sending service replies to Telegram: HTML, inline buttons, no link previews; inline query results."""
 
 from __future__ import annotations
 
 import logging
 from typing import Sequence
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+    Message,
+)
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 
 from bot.context import BotContext
-from bot.service import Reply
+from bot.service import InlineAnswer, Reply
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 log = logging.getLogger(__name__)
@@ -48,3 +55,12 @@ async def send_replies(context: BotContext, chat_id: int, replies: Sequence[Repl
 async def edit_reply(message: Message, reply: Reply) -> None:
     await message.edit_text(reply.html, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply),
                             link_preview_options=NO_PREVIEW)
+
+
+def inline_results(answers: Sequence[InlineAnswer]) -> list[InlineQueryResultArticle]:
+    """Inline query results: each an article result whose message is the passage, in HTML."""
+    return [InlineQueryResultArticle(
+        id=answer.result_id, title=answer.title, description=answer.description,
+        input_message_content=InputTextMessageContent(answer.html, parse_mode=ParseMode.HTML,
+                                                      link_preview_options=NO_PREVIEW),
+    ) for answer in answers]

@@ -274,6 +274,7 @@ class BotSettings:
     webhook_url: str = ""
     poll_timeout: int = 10
     list_page_size: int = 10
+    inline: bool = True  # answer inline queries (@thebot question in any chat)
 
     def __post_init__(self) -> None:
         check = _Checks("bot", self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Iterator
 
 import pytest
@@ -39,3 +40,24 @@ def test_typed_button_numbers_press_the_buttons_shown(console: Console) -> None:
     assert "[2] Sources" in console.out.getvalue()
     assert said(console, "2").startswith("Sources")
     assert console.handle("/quit") is None
+
+
+def test_answers_show_the_answer_then_its_citation_then_the_passages_indented(console: Console) -> None:
+    answer = said(console, "What did the council threaten if the launches continue?")
+    first, citation, *passages = answer.split("\n")
+    assert "sanctions" in first and not first.startswith(" ")
+    assert citation.startswith("— UN Security Council condemns") and "<https://example.org/news/2017/04/" in citation
+    assert "passage " in citation
+    assert re.match(r"  │ \d\. ", passages[0])  # the first passage's quote, its number first
+    quoted = [line for line in passages if line.startswith("  │ ")]
+    assert len(quoted) > 3 and all(len(line) <= 100 for line in quoted)  # wrapped, not one long line each
+    assert "<b>" not in answer and "<blockquote" not in answer
+
+
+def test_quotes_keep_bold_inside_and_the_bar_plain_in_colour() -> None:
+    html = "<b>Lead</b>\n<blockquote expandable><b>1.</b> " + "<b>" + "bold words " * 20 + "</b> tail</blockquote>"
+    shown = to_terminal(html, colour=True, width=40)
+    quote_lines = shown.split("\n")[1:]
+    assert len(quote_lines) > 3 and all(line.startswith("  │ ") for line in quote_lines)
+    assert all("\033[1m" not in line.split("│")[0] for line in quote_lines)  # the bar itself is never bold
+    assert quote_lines[1].startswith("  │ \033[1m") and quote_lines[0].endswith("\033[0m")

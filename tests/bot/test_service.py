@@ -95,3 +95,36 @@ def test_main_command_without_token_runs_the_console_on_samples(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "local chat in the terminal" in proc.stderr
     assert "condemned" in proc.stdout and "Sources" in proc.stdout
+
+
+def test_the_answer_comes_first_then_quoted_passages(service: ChatService) -> None:
+    from tests.support.botapi import parse_html
+
+    [reply] = service.answer(7, "What did the council threaten if the launches continue?")
+    first, citation, *rest = reply.html.split("\n")
+    assert first.startswith("<b>") and first.endswith("</b>") and "sanctions" in first
+    assert citation.startswith('— <a href="https://example.org/news/2017/04/') and "· passage " in citation
+    assert rest[0].startswith("<blockquote expandable><b>")
+    text, entities = parse_html(reply.html)
+    assert text.startswith(first[3:-4]) and entities[0]["type"] == "bold" and entities[0]["offset"] == 0
+    assert sum(e["type"] == "expandable_blockquote" for e in entities) == service.settings.search.k
+    more = service.more(7, reply.buttons[0][0].data.split(":")[1], 1)
+    assert more[0].html.split("\n")[1].startswith("<blockquote expandable><b>4.</b>")  # no lead on page 2
+
+
+def test_inline_answers_offer_passages_and_refuse_short_queries_and_commands(service: ChatService) -> None:
+    from bot.service import INLINE_RESULTS
+    from tests.support.botapi import parse_html
+
+    answers = service.inline_answers("Who released ChatGPT?")
+    assert 1 <= len(answers) <= INLINE_RESULTS and len({a.result_id for a in answers}) == len(answers)
+    best = answers[0]
+    assert best.title == "OpenAI opens its ChatGPT chatbot to the public" and "OpenAI" in best.description
+    text, entities = parse_html(best.html)
+    assert text.startswith(best.title) and best.description.rstrip("…") in " ".join(text.split())
+    assert [e["type"] for e in entities][:2] == ["text_link", "expandable_blockquote"]
+    before = service.library.count_articles()
+    for query in ["", "UN", "abc", "🙂🙂🙂🙂", "/remove 1", "/stats", "x" * 5000]:
+        assert service.inline_answers(query) == [], query
+    assert service.library.count_articles() == before
+    assert service.inline_answers("Which team won the 1994 curling championship in Manitoba?") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -13,8 +14,9 @@ from typing import Iterator
 
 import pytest
 
+from bot import render
 from tests.support import web_pages
-from tests.support.bot_runner import PROJECT, RunningBot, running_bot, stop_bot
+from tests.support.bot_runner import PROJECT, SAMPLE_QUESTIONS, RunningBot, running_bot, stop_bot
 from tests.support.botapi import BotApiServer
 
 ADMIN = 111
@@ -223,7 +225,8 @@ def test_admin_subscribes_to_a_feed_and_new_entries_arrive_by_themselves(bot: Ru
 
     def telescope_answer() -> dict | None:
         [reply] = bot.ask(ADMIN, "Can I borrow a telescope from the library?", user_id=ADMIN)
-        return reply if "telescope" in reply["text"].split("\n")[0].lower() else None
+        citation = next((line for line in reply["text"].split("\n") if line.startswith("— ")), "")
+        return reply if "telescope" in citation.lower() else None  # the answer is cited from the new entry
 
     reply = bot.server.wait_until(lambda: telescope_answer() or (time.sleep(1) or None), timeout=90,
                                   describe=lambda: "the feed's new entry never became searchable")
@@ -259,3 +262,79 @@ def test_webhook_mode_answers_updates_pushed_by_the_server(sample_library_dir: P
                 assert not server.calls_of("getUpdates")
             finally:
                 stop_bot(process)
+
+
+def test_replies_lead_with_the_answer_and_fit_one_phone_screen(bot: RunningBot) -> None:
+    visible = []
+    for chat, question in enumerate(SAMPLE_QUESTIONS, 520):
+        [reply] = bot.ask(chat, question)
+        html, text, entities = reply["html"], reply["text"], reply["entities"]
+        lead, citation = text.split("\n")[:2]
+        # the answer first, in bold, then its citation: the article's title linked, source, date, passage
+        assert entities[0] == {"type": "bold", "offset": 0, "length": len(lead)}, question
+        link = next(e for e in entities if e["type"] == "text_link")
+        assert link["url"].startswith("https://example.org/news/") and link["offset"] == len(lead) + 3
+        assert citation.startswith("— ") and "Sample Wire" in citation and "· passage " in citation
+        # the passages: each in an expandable quote, numbered, its own sentence bold; articles named once
+        quotes = [e for e in entities if e["type"] == "expandable_blockquote"]
+        assert len(quotes) == 3 and html.count("<blockquote expandable><b>") == 3
+        assert all(any(b["type"] == "bold" and q["offset"] < b["offset"] < q["offset"] + q["length"]
+                       for b in entities if b["offset"] >= q["offset"] + 3) for q in quotes)
+        urls = [e["url"] for e in entities if e["type"] == "text_link"]
+        assert len(urls[1:]) == len(set(urls[1:])) and urls[0] not in urls[1:]  # grouped by article
+        visible.append(render.visible_length(html))
+    assert statistics.median(visible) <= 600, visible
+    assert max(visible) <= 800, visible
+
+
+def test_inline_queries_offer_passages_to_send_into_any_chat(bot: RunningBot) -> None:
+    server = bot.server
+    assert "send /setinline to @BotFather" in bot.log()  # inline mode was off for the bot when it started
+    server.enable_inline_mode()
+    assert "inline_query" in server.calls_of("getUpdates")[-1]["allowed_updates"]
+    query_id = server.send_inline_query(530, "Who released ChatGPT?", chat_type="group")
+    answer = server.wait_for_inline_answer(query_id, timeout=60)
+    assert 1 <= len(answer["results"]) <= 5 and answer["cache_time"] == 30 and answer["is_personal"] is False
+    assert answer["seconds"] < 10  # within the deadline, on a busy test machine too
+    best = answer["results"][0]
+    assert best["title"] == "OpenAI opens its ChatGPT chatbot to the public" and "OpenAI" in best["description"]
+    assert best["text"].startswith(best["title"] + " — Sample Wire, 30 Nov 2022\n")
+    types = [e["type"] for e in best["entities"]]
+    assert types[:2] == ["text_link", "expandable_blockquote"] and "bold" in types
+    assert best["entities"][0]["url"] == "https://example.org/news/2022/11/openai-launches-chatgpt"
+
+
+def test_short_command_and_superseded_inline_queries_get_nothing(bot: RunningBot) -> None:
+    server = bot.server
+    server.enable_inline_mode()
+    [before] = bot.ask(531, "/help")
+    for query in ("UN", "/remove 1", "/stats"):
+        answer = server.wait_for_inline_answer(server.send_inline_query(ADMIN, query), timeout=60)
+        assert answer["results"] == [], query
+    [after] = bot.ask(531, "/help")
+    assert before["text"] == after["text"]  # nothing was removed
+    # a newer query from the same user cancels the older one, which is never answered
+    older = server.send_inline_query(532, "Who rele")
+    newer = server.send_inline_query(532, "Who released ChatGPT?")
+    assert server.wait_for_inline_answer(newer, timeout=60)["results"]
+    time.sleep(2)
+    assert [a for a in server.inline_answers if a["inline_query_id"] == older] == []
+    # another user's query is not cancelled by it
+    first = server.send_inline_query(533, "Where did the Perseverance rover land?")
+    second = server.send_inline_query(534, "Who released ChatGPT?")
+    assert server.wait_for_inline_answer(first, timeout=60)["results"]
+    assert server.wait_for_inline_answer(second, timeout=60)["results"]
+
+
+def test_with_inline_off_inline_queries_are_neither_asked_for_nor_answered(sample_library_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    shutil.copytree(sample_library_dir, tmp_path / "data")
+    with running_bot(tmp_path, {"NEWSBOT_BOT_INLINE": "false"}) as quiet:
+        quiet.server.enable_inline_mode()
+        assert "inline_query" not in quiet.server.calls_of("getUpdates")[-1]["allowed_updates"]
+        quiet.server.send_inline_query(540, "Who released ChatGPT?")
+        [reply] = quiet.ask(540, "Who released ChatGPT?")  # the bot is serving all the same
+        assert "OpenAI" in reply["text"]
+        time.sleep(1)
+        assert quiet.server.inline_answers == [] and not quiet.server.calls_of("answerInlineQuery")
+        assert "setinline" not in quiet.log()

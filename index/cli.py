@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
                                "--variant 'no-rerank:reranker.candidates=0'")
     evaluate.add_argument("--limit", type=count_argument, help="evaluate only the first N questions")
     evaluate.add_argument("--no-dates", action="store_true", help="ask every question as of today")
+    evaluate.add_argument("--questions-from", metavar="DATE",
+                          help="evaluate only the questions dated on or after DATE (the library stays whole)")
+    evaluate.add_argument("--questions-to", metavar="DATE",
+                          help="evaluate only the questions dated on or before DATE (the library stays whole)")
     evaluate.add_argument("--refusals", action="store_true",
                           help="also ask the specific questions with their answers removed from the corpus, and "
                                "show how the refusal threshold trades precision against wrong refusals")

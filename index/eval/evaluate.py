@@ -12,8 +12,9 @@ import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -23,6 +24,7 @@ from index.config import Settings, coerce
 from index.embedding.cache import CachedEmbedder
 from index.embedding.embedder import Embedder
 from index.errors import ConfigError
+from index.eval.bootstrap import print_differences
 from index.library import Library
 from index.search.hybrid import HybridSearcher
 from index.search.reranker import Reranker, load_reranker
@@ -50,6 +52,7 @@ class QuestionResult:
     first_passage_rank: int | None  # 1-based rank of the first passage holding an answer
     first_article_rank: int | None
     best_sentence_holds_answer: bool | None  # for the first relevant passage
+    lead_holds_answer: bool  # the sentence the reply leads with (Answer.lead_hit's marked sentence)
     answered: bool
     milliseconds: float
     top_dense: float  # the best cosine among the first page's passages: what the refusal rule reads
@@ -100,6 +103,7 @@ def summarize(results: Sequence[QuestionResult]) -> dict[str, float]:
         row[f"article R@{k}"] = _rate([r.first_article_rank is not None and r.first_article_rank <= k for r in results])
     with_hit = [r for r in results if r.best_sentence_holds_answer is not None]
     row["answer in bold sentence"] = _rate([bool(r.best_sentence_holds_answer) for r in with_hit])
+    row["answer in lead sentence"] = _rate([r.lead_holds_answer for r in results])
     row["refused"] = _rate([not r.answered for r in results])
     return row
 
@@ -131,6 +135,8 @@ def evaluate(searcher: HybridSearcher, questions: Sequence[dict], use_dates: boo
         if passage_rank is not None:
             hit = searcher.mark_hits(answer, passage_rank - 1, passage_rank).hits[passage_rank - 1]
             sentence_ok = contains_answer(hit.best_sentence_text or "", answers)
+        lead_hit = answer.lead_hit
+        lead_ok = lead_hit is not None and contains_answer(lead_hit.best_sentence_text or "", answers)
         articles: list = []
         for hit in answer.hits:
             if hit.article.id not in {a.id for a in articles}:
@@ -139,7 +145,7 @@ def evaluate(searcher: HybridSearcher, questions: Sequence[dict], use_dates: boo
         top_dense = max((h.dense_score for h in answer.hits[:k]), default=0.0)
         probabilities = [h.rerank_score for h in answer.hits[:k] if h.rerank_score is not None]
         results.append(QuestionResult(q["id"], bool(q.get("specific")), passage_rank, article_rank, sentence_ok,
-                                      answer.answered, elapsed, top_dense, max(probabilities, default=None)))
+                                      lead_ok, answer.answered, elapsed, top_dense, max(probabilities, default=None)))
     return results
 
 
@@ -227,6 +233,42 @@ def print_refusals(answerable: Sequence[QuestionResult], unanswerable: Sequence[
               f"{refused_good / max(1, len(answerable)):>17.3f}{mark}", file=out)
 
 
+def question_date_bound(flag: str, text: str | None) -> date | None:
+    """A --questions-from/--questions-to date (YYYY-MM-DD), None when the flag is not given."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected a date such as 2023-02-01") from None
+
+
+def questions_between(questions: Sequence[dict], first: date | None, last: date | None) -> list[dict]:
+    """The questions whose own date lies within [first, last] (either bound open when None); with a
+    bound, questions without a readable date are left out."""
+    if first is None and last is None:
+        return list(questions)
+    kept = []
+    for q in questions:
+        asked = parse_date(q.get("date"))
+        if asked is not None and (first is None or asked >= first) and (last is None or asked <= last):
+            kept.append(q)
+    return kept
+
+
+def print_comparison(results: dict[str, list[QuestionResult]], out: TextIO | None = None) -> None:
+    """Every variant against the first, question by question: R@1, R@3 and answer in the lead sentence."""
+    out = out or sys.stdout
+    metrics = {
+        "R@1": lambda r: float(r.first_passage_rank == 1),
+        "R@3": lambda r: float(r.first_passage_rank is not None and r.first_passage_rank <= 3),
+        "answer in lead": lambda r: float(r.lead_holds_answer),
+    }
+    for subset, keep in (("all", lambda r: True), ("specific", lambda r: r.specific)):
+        print(f"\n{subset} questions, ", end="", file=out)
+        print_differences({name: [r for r in rows if keep(r)] for name, rows in results.items()}, metrics, out)
+
+
 def parse_variants(base: Settings, specs: Sequence[str]) -> dict[str, Settings]:
     """``NAME:section.key=value,section.key=value`` → named configurations (ranking settings only,
     so that every variant reads the same library)."""
@@ -252,7 +294,12 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     variants = parse_variants(settings, args.variant)
     cache_dir = args.cache_dir or Path.home() / ".cache" / "news-answers-bot"
     drafts = load_corpus(corpus_path)
-    questions = load_questions(questions_path)[: args.limit or None]
+    first = question_date_bound("--questions-from", args.questions_from)
+    last = question_date_bound("--questions-to", args.questions_to)
+    questions = questions_between(load_questions(questions_path), first, last)[: args.limit or None]
+    if not questions:
+        print(f"error: no question of {questions_path} is dated within the given bounds", file=sys.stderr)
+        return 2
     embedder = CachedEmbedder(Embedder(settings.embedding), cache_dir / "embeddings.sqlite3")
     loaded = load_reranker(settings.reranker)
     reranker = ScoreMemo(loaded) if loaded is not None and len(variants) > 1 else loaded
@@ -267,8 +314,9 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
         unanswerable = unanswerable_results(drafts, questions, variants, embedder, reranker,  # type: ignore[arg-type]
                                             Path(tmp), use_dates=use_dates) if args.refusals else {}
     embedder.close()
+    dated = f" dated {first or '...'} to {last or '...'}" if first or last else ""
     print(f"dataset {dataset}: {len(drafts)} articles ({statuses}), {stats.passages} passages,"
-          f" {len(questions)} questions")
+          f" {len(questions)} questions{dated}")
     print(f"settings: chunking {dataclasses.asdict(settings.chunking)}; search {dataclasses.asdict(settings.search)};"
           f" reranker {dataclasses.asdict(settings.reranker) if loaded else 'off (no file)'}")
     print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses)")
@@ -278,10 +326,15 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
                        for key, value in dataclasses.asdict(getattr(variants[name], section)).items()
                        if value != getattr(getattr(settings, section), key)}
             print(f"\n== {name} {changed or ''}")
-        print(f"median question {statistics.median(r.milliseconds for r in variant_results):.1f} ms,"
-              f" p90 {statistics.quantiles([r.milliseconds for r in variant_results], n=10)[-1]:.1f} ms"
-              + (" (reranker scores memoised across variants: later variants look faster)" if len(variants) > 1 else ""))
-        print_table({"all": summarize(variant_results), "specific": summarize([r for r in variant_results if r.specific])})
+        times = [r.milliseconds for r in variant_results]
+        p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else times[0]  # one question: its own time
+        print(f"median question {statistics.median(times):.1f} ms, p90 {p90:.1f} ms"
+              + (" (reranker scores memoised across variants: later variants look faster)"
+                 if len(variants) > 1 else ""))
+        print_table({"all": summarize(variant_results),
+                     "specific": summarize([r for r in variant_results if r.specific])})
         if unanswerable:
             print_refusals([r for r in variant_results if r.specific], unanswerable[name], variant_searchers[name])
+    if len(results) > 1:
+        print_comparison(results)
     return 0

@@ -1,12 +1,11 @@
 """Hybrid search: dense (FAISS or pgvector) and keyword (BM25 from postings lists, or PostgreSQL full-text)
 candidates fused by reciprocal rank, a soft recency prior, near-duplicate removal, a cross-encoder
 reranking the best candidates (its rank fused in as one more list), the best-answering sentence of
-each passage, and the refusal rule."""
+each passage, the sentence the reply leads with, and the refusal rule."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 
@@ -16,10 +15,10 @@ from index.articles import Article
 from index.config import RerankerSettings, SearchSettings
 from index.embedding.embedder import Embedder
 from index.ingest.chunking import split_sentences
+from index.search.answer_sentence import CandidateSentence, score_sentences
 from index.search.reranker import Reranker, passage_input
-from index.stores.base import KeywordSearch, Store, VectorSearch, query_words
+from index.stores.base import KeywordSearch, Store, VectorSearch
 
-_WORDS = re.compile(r"\w+", re.UNICODE)
 # Share of the recency bonus given to an article whose date is unknown.
 UNDATED_RECENCY_SHARE = 0.5
 # Sentences embedded together when the best ones are marked: small batches sorted by length pad each
@@ -58,7 +57,7 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     answered: bool = False
     query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
-    lead: int | None = None  # index in ``hits`` of the passage whose marked sentence answers best
+    lead: int | None = None  # index in ``hits`` (on the first page) of the passage whose marked sentence answers best
 
     @property
     def lead_hit(self) -> Hit | None:
@@ -111,7 +110,8 @@ class HybridSearcher:
     def search(self, question: str, k: int | None = None, now: date | datetime | None = None,
                limit: int | None = None, mark: int | None = None) -> Answer:
         """The best ``limit`` passages (default 3·k) for the question, best first; the first ``mark``
-        (default k) have their best sentence marked, the others when they are shown (``mark_hits``)."""
+        (default k) have their best sentence marked, the others when they are shown (``mark_hits``). The
+        lead is the marked first-page passage holding the best-answering sentence (none when ``mark`` is 0)."""
         s = self.settings
         k = k or s.k
         limit = limit or 3 * k
@@ -172,9 +172,9 @@ class HybridSearcher:
                 lexical_rank=lexical_rank.get(pid), rerank_score=probability.get(pid))
             for pid, cos in zip(chosen, cosines)
         ]
-        answer = self.mark_hits(Answer(question, hits, self._answers(hits[:k]), query_vector), 0,
-                                k if mark is None else mark)
-        return replace(answer, lead=0 if hits and answer.hits[0].best_sentence else None)
+        mark = k if mark is None else mark
+        answer = self.mark_hits(Answer(question, hits, self._answers(hits[:k]), query_vector), 0, min(k, mark))
+        return self.mark_hits(answer, min(k, mark), mark)
 
     def _answers(self, first_page: list[Hit]) -> bool:
         """The refusal rule: the reranker's calibrated probability when it ran, else cosine similarity."""
@@ -187,15 +187,24 @@ class HybridSearcher:
         return max(hit.dense_score for hit in first_page) >= self.settings.min_dense_score
 
     def mark_hits(self, answer: Answer, start: int, stop: int) -> Answer:
-        """The answer with the best sentences of ``hits[start:stop]`` marked."""
-        todo = [i for i in range(start, min(stop, len(answer.hits))) if answer.hits[i].best_sentence is None]
-        if not todo or answer.query_vector is None:
+        """The answer with the best sentences of ``hits[start:stop]`` marked. Marking a first page
+        (``start`` 0) of an answer without a lead also chooses its lead among those passages."""
+        if answer.query_vector is None:
             return answer
-        marked = self.mark_best_sentences(answer.question, answer.query_vector, [answer.hits[i] for i in todo])
+        stop = min(stop, len(answer.hits))
+        choose_lead = start == 0 and answer.lead is None
+        # a lead compares the page's sentences scored together, so the whole page is scored then
+        todo = [i for i in range(start, stop) if choose_lead or answer.hits[i].best_sentence is None]
+        if not todo:
+            return answer
+        marked, scores = self._mark(answer.question, answer.query_vector, [answer.hits[i] for i in todo])
         hits = list(answer.hits)
         for i, hit in zip(todo, marked):
             hits[i] = hit
-        return replace(answer, hits=hits)
+        if not choose_lead:
+            return replace(answer, hits=hits)
+        leading = [(score, i) for i, hit, score in zip(todo, marked, scores) if hit.best_sentence is not None]
+        return replace(answer, hits=hits, lead=max(leading)[1] if leading else None)
 
     def _drop_near_duplicates(self, ranked: list[int], limit: int) -> tuple[list[int], dict[int, np.ndarray]]:
         """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets):
@@ -218,10 +227,15 @@ class HybridSearcher:
         return kept, kept_vectors
 
     def mark_best_sentences(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Hit]:
-        """Set each hit's best sentence: closest in meaning to the question, helped by shared keywords and,
-        with ``reranker.mark_sentences``, by the reranker's probability that the sentence answers."""
+        """Set each hit's best sentence: the one ``score_sentences`` rates highest among its own."""
+        return self._mark(question, query_vector, hits)[0]
+
+    def _mark(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> tuple[list[Hit], list[float]]:
+        """The hits with their best sentences set, scored together as one page (the first hit ranked first),
+        and each one's best sentence's score (-inf for a hit without sentences). With
+        ``reranker.mark_sentences`` the reranker's probability that a sentence answers adds to its score."""
         if not hits:
-            return hits
+            return hits, []
         spans_per_hit = [split_sentences(hit.text) for hit in hits]
         sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
         vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)
@@ -230,19 +244,19 @@ class HybridSearcher:
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
         else:
             readings = np.zeros(len(sentences), dtype=np.float32)
-        keywords = set(query_words(question))
+        ranks = [rank for rank, spans in enumerate(spans_per_hit) for _ in spans]
+        candidates = [CandidateSentence(text, rank, float(reading))
+                      for text, rank, reading in zip(sentences, ranks, readings)]
+        scores = score_sentences(question, query_vector, candidates, vectors, self.settings.sentence_keyword_weight)
         marked: list[Hit] = []
+        best_scores: list[float] = []
         offset = 0
         for hit, spans in zip(hits, spans_per_hit):
             best, best_score = None, -math.inf
             for i, span in enumerate(spans):
-                words = set(_WORDS.findall(hit.text[span.start:span.end].casefold()))
-                overlap = len(words & keywords) / max(1, len(keywords))
-                score = (float(vectors[offset + i] @ query_vector) + self.settings.sentence_keyword_weight * overlap
-                         + float(readings[offset + i]))
-                if score > best_score:
-                    best, best_score = (span.start, span.end), score
+                if float(scores[offset + i]) > best_score:
+                    best, best_score = (span.start, span.end), float(scores[offset + i])
             offset += len(spans)
             marked.append(replace(hit, best_sentence=best))
-        return marked
-
+            best_scores.append(best_score)
+        return marked, best_scores

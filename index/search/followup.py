@@ -56,8 +56,8 @@ KEPT_WORDS = 12
 # The fusion of a follow-up's two rankings: weights of the question alone and of the question with the
 # earlier words, the bonus for an article the earlier answer showed, and how deep each list is read.
 ALONE_WEIGHT = 1.0
-CONTEXT_WEIGHT = 0.8
-EARLIER_ARTICLE_BONUS = 0.004
+CONTEXT_WEIGHT = 0.95
+EARLIER_ARTICLE_BONUS = 0.006
 FUSION_DEPTH = 30
 FUSION_RRF_K = 60
 

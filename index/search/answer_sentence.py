@@ -6,7 +6,6 @@ sentence a reply leads with (the best across the first page). A trained sentence
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -30,27 +29,18 @@ class CandidateSentence:
     reading: float = 0.0  # the reranker's probability that the sentence answers, when it read it
 
 
-def keyword_weights(keywords: Sequence[str], sentence_words: Sequence[set[str]]) -> dict[str, float]:
-    """Each question word's weight among these sentences: log((n + 1) / (1 + sentences holding it)), so a
-    word every sentence holds weighs nothing and a rare shared word weighs most."""
-    count = len(sentence_words)
-    return {word: math.log((count + 1) / (1 + sum(word in words for words in sentence_words))) for word in keywords}
-
-
 def score_sentences(question: str, query_vector: np.ndarray, sentences: Sequence[CandidateSentence],
                     vectors: np.ndarray, keyword_weight: float) -> np.ndarray:
     """How well each sentence answers the question, higher is better: its cosine to the question, plus
-    ``keyword_weight`` times the share of the question's words it holds (each weighted by its rarity among
-    these sentences), plus the reranker's reading, less ``RANK_PENALTY`` per place of its passage."""
+    ``keyword_weight`` times the share of the question's words it holds, plus the reranker's reading, less
+    ``RANK_PENALTY`` per place of its passage."""
     if not sentences:
         return np.zeros(0, dtype=np.float32)
-    sentence_words = [set(_WORDS.findall(sentence.text.casefold())) for sentence in sentences]
-    weights = keyword_weights(query_words(question), sentence_words)
-    total = sum(weights.values())
+    keywords = set(query_words(question))
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(query_vector, dtype=np.float32)
     scores = np.empty(len(sentences), dtype=np.float32)
-    for i, (sentence, words) in enumerate(zip(sentences, sentence_words)):
-        overlap = sum(weight for word, weight in weights.items() if word in words) / total if total > 0 else 0.0
-        scores[i] = (float(cosines[i]) + keyword_weight * overlap + sentence.reading
+    for i, sentence in enumerate(sentences):
+        shared = len(keywords & set(_WORDS.findall(sentence.text.casefold()))) / max(1, len(keywords))
+        scores[i] = (float(cosines[i]) + keyword_weight * shared + sentence.reading
                      - RANK_PENALTY * sentence.passage_rank)
     return scores

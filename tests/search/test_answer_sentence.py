@@ -11,7 +11,7 @@ from index.articles import ArticleDraft
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.library import Library
-from index.search.answer_sentence import RANK_PENALTY, CandidateSentence, keyword_weights, score_sentences
+from index.search.answer_sentence import RANK_PENALTY, CandidateSentence, score_sentences
 
 QUESTION = "Which operator runs the ferries to the islands?"
 ANSWER = "The operator Blue Sound Lines runs the ferries to the islands under a ten-year contract."
@@ -33,7 +33,7 @@ def _scores(embedder: Embedder, question: str, page: list[list[str]], keyword_we
 def test_the_answer_sentence_of_the_second_passage_leads(embedder: Embedder) -> None:
     ranked = _scores(embedder, QUESTION, PAGE)
     assert ranked[0][1] == ANSWER and ranked[0][2] == 1
-    # the first passage's best sentence is close in meaning but lacks the question's rarer words
+    # the first passage's best sentence is close in meaning but holds fewer of the question's words
     assert ranked[1][1] == PAGE[0][0]
 
 
@@ -44,11 +44,7 @@ def test_a_later_passage_pays_for_its_rank(embedder: Embedder) -> None:
     assert ranked[0][0] - ranked[1][0] == pytest.approx(RANK_PENALTY, abs=1e-5)
 
 
-def test_shared_rare_words_count_more_than_common_ones() -> None:
-    sentences = [{"ferries", "to", "the", "islands"}, {"the", "islands", "hotels"}, {"the", "harbour", "islands"}]
-    weights = keyword_weights(["islands", "ferries", "kestrel"], sentences)
-    assert weights["islands"] == 0.0  # every sentence holds it
-    assert weights["kestrel"] > weights["ferries"] > 0.0
+def test_no_sentences_no_scores() -> None:
     assert score_sentences(QUESTION, np.zeros(3), [], np.zeros((0, 3)), 0.3).shape == (0,)
 
 

@@ -203,8 +203,8 @@ class HybridSearcher:
             hits[i] = hit
         if not choose_lead:
             return replace(answer, hits=hits)
-        leading = [(score, i) for i, hit, score in zip(todo, marked, scores) if hit.best_sentence is not None]
-        return replace(answer, hits=hits, lead=max(leading)[1] if leading else None)
+        leading = [(score, -i) for i, hit, score in zip(todo, marked, scores) if hit.best_sentence is not None]
+        return replace(answer, hits=hits, lead=-max(leading)[1] if leading else None)  # ties: the earlier passage
 
     def _drop_near_duplicates(self, ranked: list[int], limit: int) -> tuple[list[int], dict[int, np.ndarray]]:
         """Keep the best of passages whose vectors are nearly the same (one wire story, many outlets):

@@ -8,8 +8,9 @@ words is low). Specificity is a word's inverse document frequency in the library
 largest possible (a word in one passage scores 1), read through the keyword search, so it works on either
 store and on libraries of any size. Anything else is a new question, searched as it is.
 
-A follow-up is searched twice: alone, and with the most specific words of the earlier turns added (the
-idea of Historical Query Expansion: keep the conversation's topic words, chosen by how specific they are).
+A follow-up is searched twice: alone, and in its context: after the earlier question, with the most
+specific words of the turns before that (the idea of Historical Query Expansion: keep the conversation's
+topic words, chosen by how specific they are).
 The two rankings are fused by reciprocal rank with the question alone weighted higher, so its own words
 still decide, and the articles the earlier answer showed get a small bonus."""
 
@@ -42,6 +43,8 @@ SHORT_WORDS = 4
 # Passages (at most) a word's document frequency is counted up to: rarer words are told apart exactly,
 # commoner ones all count as common.
 FREQUENCY_CAP = 2000
+# Words whose specificity is remembered at most (all are forgotten beyond, and when the library changes).
+REMEMBERED_WORDS = 50_000
 # A question whose content words' specificities add up to less than this finds little by itself: it
 # is read with the earlier turn even without a pointing word.
 WEAK_TOTAL = 0.8
@@ -99,19 +102,22 @@ class Specificity:
         self._known: dict[str, float] = {}
 
     def __call__(self, word: str) -> float:
-        with self._lock:
-            version = self.library.store.data_version()
-            if version != self._version:
-                self._version, self._known = version, {}
-                self._passages = self.library.store.count_passages()
-            if word not in self._known:
-                holding = len(self.library.backend.keywords.lexical_search(word, FREQUENCY_CAP))
-                largest = math.log(self._passages + 1)
-                self._known[word] = math.log((self._passages + 1) / holding) / largest if holding and largest else 0.0
-            return self._known[word]
+        return self.of([word])[word]
 
     def of(self, words: Sequence[str]) -> dict[str, float]:
-        return {word: self(word) for word in words}
+        """The specificity of each word (the library's version is read once per call)."""
+        with self._lock:
+            version = self.library.store.data_version()
+            if version != self._version or len(self._known) > REMEMBERED_WORDS:
+                self._version, self._known = version, {}
+                self._passages = self.library.store.count_passages()
+            largest = math.log(self._passages + 1)
+            for word in words:
+                if word not in self._known:
+                    holding = len(self.library.backend.keywords.lexical_search(word, FREQUENCY_CAP))
+                    self._known[word] = math.log((self._passages + 1) / holding) / largest if holding and largest \
+                        else 0.0
+            return {word: self._known[word] for word in words}
 
 
 def content_words(text: str) -> list[str]:
@@ -217,15 +223,24 @@ class FollowUps:
         return turn
 
 
+def context_query(question: str, reading: Reading) -> str:
+    """The question read in its context: the earlier question, the specific words that one was itself read
+    with, then the question (measured better than the question with the specific words alone, see
+    docs/benchmarks.md)."""
+    if not reading.context:
+        return ""
+    earlier = reading.context[-1].question
+    inherited = [word for word in reading.words if word not in content_words(earlier)]
+    return " ".join([earlier, *inherited, question])
+
+
 def search_with_context(library: Library, question: str, reading: Reading, k: int, now: date | datetime | None,
                         limit: int) -> Answer:
     """A follow-up's answer: the question alone and with the earlier words, fused (see the module's doc)."""
     depth = max(limit, FUSION_DEPTH)
     alone = library.search(question, k=k, now=now, limit=depth, mark=0)
-    if not reading.words:
-        with_context = Answer(question)
-    else:
-        with_context = library.search(f"{question} {' '.join(reading.words)}", k=k, now=now, limit=depth, mark=0)
+    expanded = context_query(question, reading)
+    with_context = library.search(expanded, k=k, now=now, limit=depth, mark=0) if expanded else Answer(question)
     earlier = set(reading.context[-1].article_ids)
     scores: dict[int, float] = {}
     hits: dict[int, Hit] = {}

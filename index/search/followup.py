@@ -254,5 +254,4 @@ def search_with_context(library: Library, question: str, reading: Reading, k: in
     ranked = sorted(hits, key=lambda pid: -scores[pid])[:limit]
     fused = Answer(question, [replace(hits[pid], score=scores[pid]) for pid in ranked],
                    alone.answered or with_context.answered, alone.query_vector)
-    fused = library.mark_hits(fused, 0, k)
-    return replace(fused, lead=0 if fused.hits and fused.hits[0].best_sentence else None)
+    return library.mark_hits(fused, 0, k)  # which also chooses the sentence the reply leads with

@@ -60,7 +60,17 @@ def applied(conn: psycopg.Connection) -> dict[int, str]:
 
 
 def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply the pending migrations in order; returns those this call applied."""
+    """Apply the pending migrations in order; returns those this call applied. ``conn`` is in autocommit
+    mode: the schema lock is held for the whole run (so of replicas starting together one applies every
+    pending migration and the others find none), and each migration is its own transaction."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+    try:
+        return _apply_pending(conn, directory)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+def _apply_pending(conn: psycopg.Connection, directory: Path) -> list[Migration]:
     with conn.transaction():
         _lock(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("

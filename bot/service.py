@@ -129,10 +129,10 @@ class ChatService:
         answer = self.follow_ups.search(question, reading, k, now=now, limit=3 * k)
         if not answer.answered:
             self.follow_ups.remember(chat_id, reading, answer, asked_at)
-            return _with_about(reading, [Reply(render.not_found_html(answer.closest))])
+            return [Reply("\n".join(filter(None, (_about(reading), render.not_found_html(answer.closest)))))]
         token = self.results.put(chat_id, answer)
         self.follow_ups.remember(chat_id, reading, answer, asked_at, token)
-        return _with_about(reading, self._page(answer, token, 0))
+        return self._page(answer, token, 0, heading=_about(reading))
 
     def _replied_turn(self, chat_id: int, message_id: int | None, token: str | None, asked_at: datetime,
                       ) -> Turn | None:
@@ -187,14 +187,15 @@ class ChatService:
         return [InlineAnswer(str(hit.passage_id), render.inline_title(hit), render.inline_description(hit),
                              render.passage_html(hit)) for hit in answer.hits[:INLINE_RESULTS]]
 
-    def _page(self, answer: Answer, token: str, page: int) -> list[Reply]:
-        """One page of passages; the first page opens with the answer sentence and its citation."""
+    def _page(self, answer: Answer, token: str, page: int, heading: str = "") -> list[Reply]:
+        """One page of passages; the first page opens with the answer sentence and its citation, after
+        ``heading`` (HTML) when there is one."""
         k = self.settings.search.k
         hits = answer.hits[page * k:(page + 1) * k]
         if not hits:
             return [Reply(texts.NO_MORE_PASSAGES)]
         lead = render.answer_lead(answer) if page == 0 else None
-        messages = render.answer_messages(hits, first_number=page * k + 1, lead=lead)
+        messages = render.answer_messages(hits, first_number=page * k + 1, lead=lead, heading=heading)
         row = []
         if len(answer.hits) > (page + 1) * k:
             row.append(Button(texts.MORE_PASSAGES, f"more:{token}:{page + 1}"))
@@ -317,12 +318,9 @@ class ChatService:
             store=s.store, database_bytes=s.database_bytes, index_bytes=s.index_bytes, model=s.model)))
 
 
-def _with_about(reading: Reading, replies: list[Reply]) -> list[Reply]:
-    """A follow-up's replies open with one line saying what it was read as being about."""
-    if not reading.follow_up or not replies:
-        return replies
-    first = replies[0]
-    return [Reply(f"{texts.about(reading.about)}\n{first.html}", first.buttons), *replies[1:]]
+def _about(reading: Reading) -> str:
+    """A follow-up's reply opens with one line saying what it was read as being about ("" otherwise)."""
+    return texts.about(reading.about) if reading.follow_up else ""
 
 
 def add_summary_html(results: Sequence[AddResult], done: bool = True, total: int | None = None) -> str:

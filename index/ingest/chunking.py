@@ -109,6 +109,7 @@ class Chunker:
             words = [(m.start() + span.start, m.end() + span.start) for m in _WORD.finditer(text[span.start:span.end])]
             word_counts = self.count_tokens([text[a:b] for a, b in words])
             piece_start, used = words[0][0], 0
+            prev_end = piece_start
             for (a, b), n in zip(words, word_counts):
                 if used and used + n > budget:
                     fitted.append(Span(piece_start, prev_end))

@@ -4,7 +4,6 @@ replicas (each message of a chat reaches the other replica)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,16 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support.balancer import RoundRobinBalancer
-from tests.support.bot_runner import (
-    RunningBot,
-    free_port,
-    replica_env,
-    running_bot,
-    start_replica,
-    stop_bot,
-    wait_listening,
-)
+from tests.support.bot_runner import RunningBot, running_bot, start_replicas
 from tests.support.botapi import BotApiServer
 
 UN_QUESTION = "what did the UN Security Council say?"
@@ -79,21 +69,9 @@ def test_an_unrelated_self_contained_question_is_not_rewritten(bot: RunningBot) 
 
 
 def test_a_follow_up_is_understood_by_the_other_replica(sample_postgres_copy_dsn: str, tmp_path: Path) -> None:
-    ports = [free_port(), free_port()]
     with ExitStack() as stack:
         server = stack.enter_context(BotApiServer())
-        balancer = stack.enter_context(RoundRobinBalancer([("127.0.0.1", port) for port in ports]))
-        replicas: list[subprocess.Popen] = []
-        for number, port in enumerate(ports):
-            env = replica_env(server, tmp_path / f"replica{number}", sample_postgres_copy_dsn, port, balancer.url,
-                              "111")
-            process = start_replica(env, tmp_path / f"replica{number}.log")
-            stack.callback(stop_bot, process)
-            replicas.append(process)
-        for port, process in zip(ports, replicas):
-            wait_listening(port, process)
-        server.wait_until(lambda: len(server.calls_of("setWebhook")) >= 2 or None, timeout=60,
-                          describe=lambda: "both replicas set the webhook")
+        balancer, replicas = start_replicas(stack, server, tmp_path, sample_postgres_copy_dsn, "111")
         served_before = list(balancer.served)
         server.send_text(701, UN_QUESTION)
         [answer] = server.wait_for_messages(701, timeout=90)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.support.balancer import RoundRobinBalancer
-from tests.support.bot_runner import free_port, replica_env, start_replica, stop_bot, wait_listening
+from tests.support.bot_runner import start_replicas
 from tests.support.botapi import BotApiServer
 
 ADMIN = 111
@@ -20,20 +18,9 @@ def buttons(message: dict) -> list[dict]:
 
 def test_replicas_share_answers_adds_and_buttons(sample_postgres_copy_dsn: str, tmp_path: Path) -> None:
     postgres_dsn = sample_postgres_copy_dsn  # the sample articles
-    ports = [free_port(), free_port()]
     with ExitStack() as stack:
         server = stack.enter_context(BotApiServer())
-        balancer = stack.enter_context(RoundRobinBalancer([("127.0.0.1", port) for port in ports]))
-        replicas: list[subprocess.Popen] = []
-        for number, port in enumerate(ports):
-            env = replica_env(server, tmp_path / f"replica{number}", postgres_dsn, port, balancer.url, str(ADMIN))
-            process = start_replica(env, tmp_path / f"replica{number}.log")
-            stack.callback(stop_bot, process)
-            replicas.append(process)
-        for port, process in zip(ports, replicas):
-            wait_listening(port, process)
-        server.wait_until(lambda: len(server.calls_of("setWebhook")) >= 2 or None, timeout=60,
-                          describe=lambda: "both replicas set the webhook")
+        balancer, replicas = start_replicas(stack, server, tmp_path, postgres_dsn, str(ADMIN))
         assert server.calls_of("setWebhook")[-1]["url"] == balancer.url + "/telegram"
 
         # Questions from several chats are spread over both replicas, and each is answered once.

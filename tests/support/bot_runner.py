@@ -9,11 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from tests.support.balancer import RoundRobinBalancer
 from tests.support.botapi import BotApiServer
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -126,6 +127,26 @@ def start_replica(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "w") as log_file:
         return subprocess.Popen([sys.executable, "-m", "bot", "--verbose"], cwd=PROJECT, env=env, stdout=log_file,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def start_replicas(stack: ExitStack, server: BotApiServer, work: Path, dsn: str, admin_ids: str = "",
+                   count: int = 2) -> tuple[RoundRobinBalancer, list[subprocess.Popen]]:
+    """``count`` bot replicas on the PostgreSQL library ``dsn``, in webhook mode behind a round-robin
+    balancer that the emulator ``server`` posts to; they are stopped when ``stack`` closes. Returns once
+    every replica listens and has set the webhook."""
+    ports = [free_port() for _ in range(count)]
+    balancer = stack.enter_context(RoundRobinBalancer([("127.0.0.1", port) for port in ports]))
+    replicas: list[subprocess.Popen] = []
+    for number, port in enumerate(ports):
+        env = replica_env(server, work / f"replica{number}", dsn, port, balancer.url, admin_ids)
+        process = start_replica(env, work / f"replica{number}.log")
+        stack.callback(stop_bot, process)
+        replicas.append(process)
+    for port, process in zip(ports, replicas):
+        wait_listening(port, process)
+    server.wait_until(lambda: len(server.calls_of("setWebhook")) >= count or None, timeout=60,
+                      describe=lambda: "every replica set the webhook")
+    return balancer, replicas
 
 
 def wait_listening(port: int, process: subprocess.Popen, timeout: float = 180.0) -> None:

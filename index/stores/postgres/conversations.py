@@ -7,17 +7,13 @@ at most once a minute per process."""
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from index.stores.base import Turn
+from index.stores.postgres.pruning import PRUNE_BATCH, Pruner
 from index.stores.postgres.store import PostgresStore
 
-# Seconds between deletions of ended conversations by one process, and rows deleted at most each time.
-PRUNE_SECONDS = 60.0
-PRUNE_BATCH = 1000
 _COLUMNS = "question, asked_at, context_words, article_ids, passage_ids, title, token, message_ids"
 
 
@@ -34,8 +30,7 @@ class PgConversations:
         self.store = store
         self.ttl = ttl
         self.turns = turns
-        self._next_prune = 0.0
-        self._prune_lock = threading.Lock()
+        self._pruner = Pruner(self.prune)
 
     def recent(self, chat_id: int, now: datetime) -> list[Turn]:
         with self.store.connection() as connection:
@@ -61,7 +56,7 @@ class PgConversations:
                 "DELETE FROM bot_conversations WHERE chat_id = %s AND turn_id IN (SELECT turn_id FROM"
                 " bot_conversations WHERE chat_id = %s ORDER BY turn_id DESC OFFSET %s)",
                 (chat_id, chat_id, self.turns))
-        self._prune_if_due()
+        self._pruner.maybe()
 
     def attach_messages(self, chat_id: int, token: str, message_ids: Sequence[int]) -> None:
         with self.store.connection() as connection:
@@ -89,15 +84,3 @@ class PgConversations:
                 " WHERE newer.chat_id = old.chat_id AND newer.asked_at >= %s) LIMIT %s)",
                 (cutoff, cutoff, PRUNE_BATCH))
             return max(cursor.rowcount, 0)
-
-    def _prune_if_due(self) -> None:
-        """Prune now and then; again at the next add when a full batch was deleted."""
-        now = time.monotonic()
-        if now < self._next_prune or not self._prune_lock.acquire(blocking=False):
-            return
-        try:
-            self._next_prune = now + PRUNE_SECONDS
-            if self.prune() >= PRUNE_BATCH:
-                self._next_prune = 0.0
-        finally:
-            self._prune_lock.release()

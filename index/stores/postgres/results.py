@@ -8,20 +8,16 @@ adds one, and expired rows are deleted in bounded batches at most once a minute 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from datetime import timedelta
 
 from psycopg.types.json import Jsonb
 
 from index.search.hybrid import Answer
 from index.stores.postgres.answer_codec import decode, encode
+from index.stores.postgres.pruning import PRUNE_BATCH, Pruner
 from index.stores.postgres.store import PostgresStore, as_vector
 
-# Seconds between deletions of expired rows by one process, and rows deleted at most each time.
-PRUNE_SECONDS = 60.0
-PRUNE_BATCH = 1000
-_TOKEN_TRIES = 5
+_TOKEN_TRIES = 5  # tokens tried before giving up on a fresh one (a clash is all but impossible)
 
 
 class PgResultStore:
@@ -31,8 +27,7 @@ class PgResultStore:
         self.store = store
         self.ttl = ttl
         self.max_per_chat = max_per_chat
-        self._next_prune = 0.0
-        self._prune_lock = threading.Lock()
+        self._pruner = Pruner(self.prune)
 
     def put(self, chat_id: int, answer: Answer) -> str:
         """Keep an answer; returns its token (unique within the chat)."""
@@ -52,7 +47,7 @@ class PgResultStore:
                 "DELETE FROM bot_results WHERE chat_id = %s AND token IN (SELECT token FROM bot_results"
                 " WHERE chat_id = %s ORDER BY created_at DESC, token OFFSET %s)",
                 (chat_id, chat_id, self.max_per_chat))
-        self._prune_if_due()
+        self._pruner.maybe()
         return token
 
     def update(self, chat_id: int, token: str, answer: Answer) -> None:
@@ -84,15 +79,3 @@ class PgResultStore:
                 "DELETE FROM bot_results WHERE (chat_id, token) IN (SELECT chat_id, token FROM bot_results"
                 " WHERE created_at < now() - %s LIMIT %s)", (self.ttl, PRUNE_BATCH))
             return max(cursor.rowcount, 0)
-
-    def _prune_if_due(self) -> None:
-        """Prune now and then; again at the next put when a full batch was deleted."""
-        now = time.monotonic()
-        if now < self._next_prune or not self._prune_lock.acquire(blocking=False):
-            return
-        try:
-            self._next_prune = now + PRUNE_SECONDS
-            if self.prune() >= PRUNE_BATCH:
-                self._next_prune = 0.0
-        finally:
-            self._prune_lock.release()

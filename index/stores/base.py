@@ -115,11 +115,56 @@ def rarest_within(matches: dict[str, int], budget: int) -> list[str]:
     return chosen
 
 
-class ArticleQueries:
-    """The reads both stores write in the same SQL, each run through the store's own ``query``."""
+class SharedSql:
+    """What both stores say in the same SQL, run through each store's own ``query`` and ``transaction``;
+    a store supplies the few statements its dialect words differently (the ``_`` methods)."""
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        raise NotImplementedError
+
+    def _insert_article(self, db: Transaction, fields: tuple[Any, ...]) -> int:
+        """Insert an article row of ``article_fields``; its new id."""
+        raise NotImplementedError
+
+    def _delete_passages(self, db: Transaction, article_id: int) -> list[int]:
+        """Delete an article's passages; their ids."""
+        raise NotImplementedError
+
+    def _insert_passages(self, db: Transaction, article_id: int, spans: Sequence[tuple[int, int]],
+                         bodies: Sequence[str], vectors: np.ndarray) -> list[int]:
+        """Insert an article's passages in order; their new ids."""
+        raise NotImplementedError
+
+    def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
+                     spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
+                     minhash: np.ndarray | None = None,
+                     replace_id: int | None = None) -> tuple[int, list[int], list[int]]:
+        """Insert (or replace) an article with its passages in one transaction.
+
+        Returns the article id, the new passage ids and the passage ids that were removed."""
+        fields = article_fields(draft, identity, digest, added_by, minhash)
+        with self.transaction() as db:
+            removed: list[int] = []
+            if replace_id is not None:
+                removed = self._delete_passages(db, replace_id)
+                db.execute("UPDATE articles SET identity=?, content_hash=?, title=?, text=?, url=?, published=?,"
+                           " source=?, author=?, added_by=?, added_at=?, minhash=? WHERE id = ?",
+                           (*fields, replace_id))
+                article_id = replace_id
+            else:
+                article_id = self._insert_article(db, fields)
+            passage_ids = self._insert_passages(db, article_id, spans, bodies, vectors)
+        return article_id, passage_ids, removed
+
+    def delete_article(self, article_id: int) -> list[int]:
+        """Delete an article and its passages; returns the removed passage ids."""
+        with self.transaction() as db:
+            removed = self._delete_passages(db, article_id)
+            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        return removed
 
     def find_by_identity(self, identity: str) -> Row | None:
         """The article stored under a canonical URL or title key: its id and content hash."""

@@ -8,12 +8,12 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from index.articles import Article, ArticleDraft, parse_date
-from index.stores.base import ArticleQueries, PassageOrigin, PassageRow, article_fields, article_from_row
+from index.articles import Article, parse_date
+from index.stores.base import PassageOrigin, PassageRow, SharedSql, article_from_row
 from index.stores.embedded.terms import FTS5_TOKENIZER
 
 SCHEMA_VERSION = 1
@@ -102,7 +102,7 @@ def _vector_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-class SqliteStore(ArticleQueries):
+class SqliteStore(SharedSql):
     """One SQLite database file; every change is one transaction."""
 
     def __init__(self, path: Path) -> None:
@@ -162,43 +162,26 @@ class SqliteStore(ArticleQueries):
             db.execute("INSERT OR REPLACE INTO article_aliases(identity, article_id) VALUES (?, ?)",
                        (identity, article_id))
 
-    def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
-                     spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
-                     minhash: np.ndarray | None = None,
-                     replace_id: int | None = None) -> tuple[int, list[int], list[int]]:
-        """Insert (or replace) an article with its passages in one transaction.
+    def _insert_article(self, db: sqlite3.Connection, fields: tuple[Any, ...]) -> int:
+        cursor = db.execute(
+            "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
+            " added_by, added_at, minhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fields)
+        return int(cursor.lastrowid)
 
-        Returns the article id, the new passage ids and the passage ids that were removed."""
-        fields = article_fields(draft, identity, digest, added_by, minhash)
-        with self.transaction() as db:
-            removed: list[int] = []
-            if replace_id is not None:
-                removed = [r[0] for r in db.execute("SELECT id FROM passages WHERE article_id = ?", (replace_id,))]
-                db.execute("DELETE FROM passages WHERE article_id = ?", (replace_id,))
-                db.execute(
-                    "UPDATE articles SET identity=?, content_hash=?, title=?, text=?, url=?, published=?, source=?,"
-                    " author=?, added_by=?, added_at=?, minhash=? WHERE id = ?", (*fields, replace_id))
-                article_id = replace_id
-            else:
-                cursor = db.execute(
-                    "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
-                    " added_by, added_at, minhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fields)
-                article_id = int(cursor.lastrowid)
-            passage_ids = []
-            for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors)):
-                cursor = db.execute(
-                    "INSERT INTO passages(article_id, ordinal, start, end, body, vector) VALUES (?, ?, ?, ?, ?, ?)",
-                    (article_id, ordinal, start, end, body, _vector_blob(vector)))
-                passage_ids.append(int(cursor.lastrowid))
-        return article_id, passage_ids, removed
-
-    def delete_article(self, article_id: int) -> list[int]:
-        """Delete an article and its passages; returns the removed passage ids."""
-        with self.transaction() as db:
-            removed = [r[0] for r in db.execute("SELECT id FROM passages WHERE article_id = ?", (article_id,))]
-            db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
-            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+    def _delete_passages(self, db: sqlite3.Connection, article_id: int) -> list[int]:
+        removed = [r[0] for r in db.execute("SELECT id FROM passages WHERE article_id = ?", (article_id,))]
+        db.execute("DELETE FROM passages WHERE article_id = ?", (article_id,))
         return removed
+
+    def _insert_passages(self, db: sqlite3.Connection, article_id: int, spans: Sequence[tuple[int, int]],
+                         bodies: Sequence[str], vectors: np.ndarray) -> list[int]:
+        passage_ids = []
+        for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors)):
+            cursor = db.execute(
+                "INSERT INTO passages(article_id, ordinal, start, end, body, vector) VALUES (?, ?, ?, ?, ?, ?)",
+                (article_id, ordinal, start, end, body, _vector_blob(vector)))
+            passage_ids.append(int(cursor.lastrowid))
+        return passage_ids
 
     def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
         ids = list(dict.fromkeys(int(i) for i in article_ids))

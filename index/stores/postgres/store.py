@@ -22,12 +22,11 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from index.articles import Article, ArticleDraft, parse_date
+from index.articles import Article, parse_date
 from index.stores.base import (
-    ArticleQueries,
     PassageOrigin,
     PassageRow,
-    article_fields,
+    SharedSql,
     article_from_row,
     query_words,
     rarest_within,
@@ -85,7 +84,7 @@ def as_ids(passage_ids: Sequence[int] | np.ndarray) -> list[int]:
     return [int(i) for i in passage_ids]
 
 
-class PostgresStore(ArticleQueries):
+class PostgresStore(SharedSql):
     """One PostgreSQL database shared by every process; every change is one transaction."""
 
     def __init__(self, dsn: str, dimension: int, *, min_connections: int = 1, max_connections: int = 8,
@@ -151,45 +150,25 @@ class PostgresStore(ArticleQueries):
                                " ON CONFLICT (identity) DO UPDATE SET article_id = excluded.article_id",
                                (identity, article_id))
 
-    def save_article(self, draft: ArticleDraft, *, identity: str, digest: str, added_by: str,
-                     spans: Sequence[tuple[int, int]], bodies: Sequence[str], vectors: np.ndarray,
-                     minhash: np.ndarray | None = None,
-                     replace_id: int | None = None) -> tuple[int, list[int], list[int]]:
-        """Insert (or replace) an article with its passages in one transaction.
+    def _insert_article(self, db: PgTransaction, fields: tuple[Any, ...]) -> int:
+        row = db.execute(
+            "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
+            " added_by, added_at, minhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", fields).fetchone()
+        return int(row[0])
 
-        Returns the article id, the new passage ids and the passage ids that were removed."""
-        fields = article_fields(draft, identity, digest, added_by, minhash)
-        with self.transaction() as db:
-            removed: list[int] = []
-            if replace_id is not None:
-                removed = sorted(int(r[0]) for r in db.execute(
-                    "DELETE FROM passages WHERE article_id = ? RETURNING id", (replace_id,)))
-                db.execute("UPDATE articles SET identity=?, content_hash=?, title=?, text=?, url=?, published=?,"
-                           " source=?, author=?, added_by=?, added_at=?, minhash=? WHERE id = ?",
-                           (*fields, replace_id))
-                article_id = replace_id
-            else:
-                row = db.execute(
-                    "INSERT INTO articles(identity, content_hash, title, text, url, published, source, author,"
-                    " added_by, added_at, minhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    fields).fetchone()
-                article_id = int(row[0])
-            rows = [(article_id, ordinal, start, end, body, as_vector(vector))
-                    for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors))]
-            passage_ids: list[int] = []
-            if rows:
-                cursor = db.executemany('INSERT INTO passages(article_id, ordinal, start, "end", body, vector)'
-                                   " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", rows, returning=True)
-                passage_ids = [int(result.fetchone()[0]) for result in cursor.results()]
-        return article_id, passage_ids, removed
+    def _delete_passages(self, db: PgTransaction, article_id: int) -> list[int]:
+        return sorted(int(r[0]) for r in db.execute("DELETE FROM passages WHERE article_id = ? RETURNING id",
+                                                    (article_id,)))
 
-    def delete_article(self, article_id: int) -> list[int]:
-        """Delete an article and its passages; returns the removed passage ids."""
-        with self.transaction() as db:
-            removed = sorted(int(r[0]) for r in db.execute(
-                "DELETE FROM passages WHERE article_id = ? RETURNING id", (article_id,)))
-            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-        return removed
+    def _insert_passages(self, db: PgTransaction, article_id: int, spans: Sequence[tuple[int, int]],
+                         bodies: Sequence[str], vectors: np.ndarray) -> list[int]:
+        rows = [(article_id, ordinal, start, end, body, as_vector(vector))
+                for ordinal, ((start, end), body, vector) in enumerate(zip(spans, bodies, vectors))]
+        if not rows:
+            return []
+        cursor = db.executemany('INSERT INTO passages(article_id, ordinal, start, "end", body, vector)'
+                                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", rows, returning=True)
+        return [int(result.fetchone()[0]) for result in cursor.results()]
 
     def get_articles(self, article_ids: Sequence[int]) -> dict[int, Article]:
         ids = list(dict.fromkeys(int(i) for i in article_ids))

@@ -82,6 +82,7 @@ class OpenVinoInt8Embedder:
         encoder._lock = threading.Lock()
         self.quantise_seconds = time.perf_counter() - started
         self.name, self.dimension, self.max_seq_length = base.name, base.dimension, base.max_seq_length
+        self.passage_window = base.passage_window
         self.settings, self.count_tokens, self._encoder = base.settings, base.count_tokens, encoder
 
     def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
@@ -91,8 +92,10 @@ class OpenVinoInt8Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return normalize_rows(self._encoder.encode(texts, batch_size or self.settings.batch_size, show_progress))
 
-    def embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]  # the bundled model, which has no prompts
+
+    embed_one = embed_query
 
 
 class OnnxInt8Embedder:
@@ -109,6 +112,7 @@ class OnnxInt8Embedder:
         from index.embedding.embedder import resolve_model
 
         self.name, self.dimension, self.max_seq_length = base.name, base.dimension, base.max_seq_length
+        self.passage_window = base.passage_window
         self.settings = base.settings
         self.count_tokens = base.count_tokens
         self._tokenizer = base._tokenizer
@@ -159,8 +163,10 @@ class OnnxInt8Embedder:
             out[rows] = self._session.run(None, feed)[0]
         return normalize_rows(out)
 
-    def embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]  # the bundled model, which has no prompts
+
+    embed_one = embed_query
 
 
 def sample_passages(corpus: Path, count: int, embedder, last: bool = False) -> list[str]:

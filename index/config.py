@@ -149,6 +149,9 @@ class EmbeddingSettings:
     threads: int = 0  # 0: one per core
     precision: str = "auto"
     runtime: str = "auto"
+    # Text put before each question / each passage ("" = the model's own prompt, if it has one).
+    query_prompt: str = ""
+    document_prompt: str = ""
 
     def __post_init__(self) -> None:
         check = _Checks("embedding", self)

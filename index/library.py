@@ -76,8 +76,9 @@ class Library:
         self.data_dir = settings.library.data_dir
         self.embedder = embedder or Embedder(settings.embedding)
         c = settings.chunking
+        # The window a passage has once the document prompt is in it, so that no passage is truncated.
         self.chunker = Chunker(self.embedder.count_tokens, c.max_tokens, c.overlap_tokens,
-                               self.embedder.max_seq_length, c.title_prefix)
+                               self.embedder.passage_window, c.title_prefix)
         self._write_lock = threading.RLock()
         self._write_depth = 0
         self._seen_version: int | None = None

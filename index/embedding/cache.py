@@ -1,4 +1,4 @@
-"""A disk cache of passage embeddings keyed by model, precision and text hash, so evaluation reruns are quick."""
+"""A disk cache of passage embeddings keyed by model, precision, prompt and text hash, for quick evaluation reruns."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from index.embedding.embedder import Embedder
+from index.embedding.embedder import Embedder, TextKind
 
 
 class CachedEmbedder:
@@ -31,11 +31,15 @@ class CachedEmbedder:
     def __getattr__(self, name: str):  # count_tokens, dimension, name, max_seq_length, embed_one...
         return getattr(self.embedder, name)
 
-    def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self._prefix}\x00{text}".encode("utf-8")).hexdigest()
+    def _key(self, text: str, prompt: str) -> str:
+        # Texts embedded without a prompt keep the keys written before prompts existed.
+        prefix = f"{self._prefix}\x00prompt:{prompt}" if prompt else self._prefix
+        return hashlib.sha1(f"{prefix}\x00{text}".encode("utf-8")).hexdigest()
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
-        keys = [self._key(t) for t in texts]
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None,
+              kind: TextKind = "document") -> np.ndarray:
+        prompt = getattr(self.embedder, "prompts", {}).get(kind, "")
+        keys = [self._key(t, prompt) for t in texts]
         found: dict[str, bytes] = {}
         for first in range(0, len(keys), 500):
             chunk = keys[first:first + 500]
@@ -45,7 +49,8 @@ class CachedEmbedder:
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         if todo:
-            fresh = self.embedder.embed([texts[i] for i in todo], show_progress=show_progress, batch_size=batch_size)
+            fresh = self.embedder.embed([texts[i] for i in todo], show_progress=show_progress, batch_size=batch_size,
+                                        kind=kind)
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO vectors(key, vector) VALUES (?, ?)",
                                      [(keys[i], v.astype(np.float32).tobytes()) for i, v in zip(todo, fresh)])

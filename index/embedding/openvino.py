@@ -79,14 +79,15 @@ class OpenVinoEncoder:
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()
 
-    def encode(self, texts: Sequence[str], batch_size: int, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int, progress: bool = False, prompt: str = "") -> np.ndarray:
         """Float32 vectors (as the model outputs them), one row per text; texts are sorted by length
-        and each batch padded to its longest text, as sentence-transformers does."""
+        and each batch padded to its longest text, and ``prompt`` is prepended to each text by the
+        model's own preprocessing, as sentence-transformers does."""
         order = np.argsort([-len(text) for text in texts], kind="stable")
         rows = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not progress):
             chosen = order[start:start + batch_size]
-            features = self._model.preprocess([texts[i] for i in chosen])
+            features = self._model.preprocess([texts[i] for i in chosen], prompt=prompt or None)
             with self._lock:
                 rows[chosen] = self._request.infer({name: features[name].numpy() for name in self._inputs})[0]
         return rows

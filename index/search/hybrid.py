@@ -119,7 +119,7 @@ class HybridSearcher:
         if not question:
             return Answer(question)
         today = now.date() if isinstance(now, datetime) else (now or datetime.now(timezone.utc).date())
-        query_vector = self.embedder.embed_one(question)
+        query_vector = self.embedder.embed_query(question)
         dense = self.vectors.search(query_vector, s.candidates)
         # (Running this on a second thread while the question is embedded was slower on 2 cores: it
         # stalls torch's threads, which wait for each other.)
@@ -238,7 +238,7 @@ class HybridSearcher:
             return hits, []
         spans_per_hit = [split_sentences(hit.text) for hit in hits]
         sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
-        vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)
+        vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)  # documents, like the passages
         if self.reranker is not None and self.rerank_settings.mark_sentences:
             titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])

@@ -101,7 +101,8 @@ class FakeEmbedder:
         self.arithmetic = arithmetic
         self.calls = 0
 
-    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int | None = None,
+              kind: str = "document") -> np.ndarray:
         self.calls += 1
         value = 1.0 if self.precision == "fp32" else -1.0
         return np.array([[value, len(t), 0, 0] for t in texts], dtype=np.float32)

@@ -42,9 +42,11 @@ TextKind = Literal["query", "document"]
 PROMPT_NAMES: dict[str, tuple[str, ...]] = {"query": ("query",), "document": ("document", "passage", "corpus")}
 
 
-def model_name(setting: str) -> str:
-    """The name a configured ``embedding.model`` goes by, as recorded with the vectors (without loading it)."""
-    return BUNDLED_MODEL_NAME if setting == BUNDLED_MODEL else setting
+def model_name(settings: EmbeddingSettings) -> str:
+    """The name the configured model goes by, as recorded with the vectors (without loading it). A
+    configured document prompt is part of it: passages embedded with another prompt are re-embedded."""
+    name = BUNDLED_MODEL_NAME if settings.model == BUNDLED_MODEL else settings.model
+    return f"{name} with document prompt {settings.document_prompt!r}" if settings.document_prompt else name
 
 
 def resolve_model(name: str) -> str:
@@ -143,7 +145,7 @@ class Embedder:
         if settings.threads > 0:
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.name = model_name(settings.model)
+        self.name = model_name(settings)
         # The precision actually used (never "auto"): part of the embedding cache's key.
         self.precision: str = resolve_precision(settings.precision, settings.device)
         from transformers.utils import logging as transformers_logging

@@ -325,7 +325,7 @@ def _model_notes(meta: dict[str, str], dimension: int | None, model_in_config: s
 
 def configured_model(settings: Settings) -> str:
     """The embedding model's name as Embedder records it, without loading it."""
-    return model_name(settings.embedding.model)
+    return model_name(settings.embedding)
 
 
 def migrate(settings: Settings, source_kind: str, target_kind: str, *, data_dir: Path | None = None,

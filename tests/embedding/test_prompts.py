@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 
 from index.config import EmbeddingSettings, Settings
 from index.embedding.cache import CachedEmbedder
-from index.embedding.embedder import Embedder, model_prompts, resolve_model
+from index.embedding.embedder import BUNDLED_MODEL_NAME, Embedder, model_name, model_prompts, resolve_model
 from index.library import Library
 
 QUESTION = "Where did the rover land on Mars?"
@@ -143,3 +144,19 @@ def test_passages_leave_room_for_the_document_prompt(prompted_model: Path, embed
     for passage in passages:
         prompted = tokenizer("passage: " + f"Harbour news\n{passage.text}", truncation=False)["input_ids"]
         assert len(prompted) <= embedder.max_seq_length  # nothing is cut off by the model
+
+
+def test_a_configured_document_prompt_is_recorded_with_the_vectors(embedded_settings: Settings,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Passages embedded with one document prompt are re-embedded when another is configured."""
+    assert model_name(EmbeddingSettings()) == BUNDLED_MODEL_NAME  # what existing libraries record
+    assert model_name(EmbeddingSettings(query_prompt="Q: ")) == BUNDLED_MODEL_NAME  # queries are not stored
+    assert model_name(EmbeddingSettings(document_prompt="D: ")) == f"{BUNDLED_MODEL_NAME} with document prompt 'D: '"
+    plain = Embedder(EmbeddingSettings(runtime="torch", precision="fp32"))
+    prompted = Embedder(EmbeddingSettings(runtime="torch", precision="fp32", document_prompt="D: "))
+    with Library(embedded_settings, embedder=plain, reranker=False) as library:
+        assert library.add_text(PASSAGES[0] * 3, title="Rover lands").status == "added"
+    with caplog.at_level(logging.WARNING), Library(embedded_settings, embedder=prompted, reranker=False) as library:
+        stored = library.store.get_meta("embedding_model")
+    assert stored == f"{prompted.name}|{prompted.dimension}"
+    assert any("re-embedding every passage" in record.getMessage() for record in caplog.records)

@@ -160,3 +160,21 @@ def test_a_configured_document_prompt_is_recorded_with_the_vectors(embedded_sett
         stored = library.store.get_meta("embedding_model")
     assert stored == f"{prompted.name}|{prompted.dimension}"
     assert any("re-embedding every passage" in record.getMessage() for record in caplog.records)
+
+
+def test_a_model_that_pools_without_its_prompt_runs_on_torch(prompted_model: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mean pooling that leaves the prompt's tokens out needs their count, which the converted model
+    does not take: "auto" runs such a model on torch, and "openvino" says why it cannot."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "pooling-without-prompt"
+    shutil.copytree(prompted_model, folder)
+    pooling_path = folder / "1_Pooling" / "config.json"
+    pooling = json.loads(pooling_path.read_text(encoding="utf-8"))
+    pooling_path.write_text(json.dumps({**pooling, "include_prompt": False}), encoding="utf-8")
+    auto = Embedder(EmbeddingSettings(model=str(folder), runtime="auto", precision="fp32"))
+    assert auto.runtime == "torch"
+    own = SentenceTransformer(str(folder), device="cpu")
+    assert float(auto.embed_query(QUESTION) @ unit(own.encode(QUESTION, prompt="query: "))) > 0.9999
+    with pytest.raises(ValueError, match="prompt"):
+        Embedder(EmbeddingSettings(model=str(folder), runtime="openvino", precision="fp32"))

@@ -120,11 +120,6 @@ class Specificity:
             return {word: self._known[word] for word in words}
 
 
-def content_words(text: str) -> list[str]:
-    """The words a keyword search reads in a text (its content words, once each)."""
-    return query_words(text)
-
-
 def has_pointing_word(question: str) -> bool:
     return any(word in POINTING_WORDS for word in _WORDS.findall(question.casefold()))
 
@@ -151,10 +146,10 @@ def reason_to_follow(question: str, specificity: dict[str, float]) -> str:
 
 def context_words(question: str, turns: Sequence[Turn], specificity: Specificity) -> tuple[str, ...]:
     """The most specific words of the earlier turns (newest turn first) that the question lacks."""
-    own = set(content_words(question))
+    own = set(query_words(question))
     chosen: list[str] = []
     for turn in reversed(turns):
-        candidates = [w for w in (*turn.context_words, *content_words(turn.title)) if w not in own and w not in chosen]
+        candidates = [w for w in (*turn.context_words, *query_words(turn.title)) if w not in own and w not in chosen]
         scored = specificity.of(candidates)
         for word in sorted(candidates, key=lambda w: -scored[w]):
             if scored[word] >= CONTEXT_MIN_SPECIFICITY and len(chosen) < CONTEXT_WORDS:
@@ -165,7 +160,7 @@ def context_words(question: str, turns: Sequence[Turn], specificity: Specificity
 def turn_words(question: str, reading: Reading, specificity: Specificity) -> tuple[str, ...]:
     """The words a turn keeps for later follow-ups: its own specific words, most specific first, then
     those it was read with."""
-    own = content_words(question)
+    own = query_words(question)
     scored = specificity.of(own)
     mine = [w for w in sorted(own, key=lambda w: -scored[w]) if scored[w] >= CONTEXT_MIN_SPECIFICITY]
     return tuple(dict.fromkeys([*mine, *reading.words]))[:KEPT_WORDS]
@@ -202,7 +197,7 @@ class FollowUps:
         turns = tuple(self.conversations.recent(chat_id, asked_at))
         if not turns:
             return NEW_QUESTION
-        reason = reason_to_follow(question, self.specificity.of(content_words(question)))
+        reason = reason_to_follow(question, self.specificity.of(query_words(question)))
         if not reason:
             return NEW_QUESTION
         return Reading(reason, turns, context_words(question, turns, self.specificity))
@@ -230,7 +225,7 @@ def context_query(question: str, reading: Reading) -> str:
     if not reading.context:
         return ""
     earlier = reading.context[-1].question
-    inherited = [word for word in reading.words if word not in content_words(earlier)]
+    inherited = [word for word in reading.words if word not in query_words(earlier)]
     return " ".join([earlier, *inherited, question])
 
 

@@ -13,7 +13,7 @@ from datetime import date
 from html import escape, unescape
 from typing import Sequence
 
-from index.articles import Article
+from index.articles import Article, shortened
 from index.ingest.addresses import article_link as web_link
 from index.ingest.addresses import without_credentials, without_userinfo_in_host
 from index.ingest.feeds import Feed
@@ -180,18 +180,12 @@ def answer_messages(hits: Sequence[Hit], first_number: int = 1, lead: Lead | Non
 
 def inline_title(hit: Hit) -> str:
     """An inline result's title (plain text): the passage's article title."""
-    return plain_within(hit.article.title, _INLINE_TITLE_SHOWN)
+    return shortened(hit.article.title, _INLINE_TITLE_SHOWN)
 
 
 def inline_description(hit: Hit) -> str:
     """An inline result's description (plain text): the passage's answering sentence, else its opening."""
-    return plain_within(hit.best_sentence_text or hit.text, _INLINE_DESCRIPTION_SHOWN)
-
-
-def plain_within(raw: str, limit: int) -> str:
-    """Plain text on one line, cut to at most ``limit`` characters (with "…" when cut)."""
-    line = " ".join(raw.split())
-    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+    return shortened(hit.best_sentence_text or hit.text, _INLINE_DESCRIPTION_SHOWN)
 
 
 _EXPANDABLE_QUOTE = re.compile(r"<blockquote expandable>(.*?)</blockquote>", re.DOTALL)

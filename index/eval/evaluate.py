@@ -11,10 +11,11 @@ import sys
 import tempfile
 import time
 import unicodedata
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +29,9 @@ from index.eval.bootstrap import print_differences
 from index.library import Library
 from index.search.hybrid import HybridSearcher
 from index.search.reranker import Reranker, load_reranker
+
+if TYPE_CHECKING:
+    from index.stores.postgres.scratch import ScratchDatabases
 
 CUTOFFS = (1, 3, 5, 10)
 _SPACES = re.compile(r"\s+")
@@ -150,11 +154,15 @@ def evaluate(searcher: HybridSearcher, questions: Sequence[dict], use_dates: boo
 
 
 def build_library(drafts: Sequence[ArticleDraft], settings: Settings, embedder: CachedEmbedder,
-                  data_dir: Path, reranker: Reranker | None) -> tuple[Library, dict[str, int], float]:
-    """A scratch library of the drafts in ``data_dir`` (embedded, whatever the configured store: the
-    evaluation never writes to a shared database): (library, add statuses counted, seconds)."""
+                  data_dir: Path, reranker: Reranker | None,
+                  databases: ScratchDatabases | None = None) -> tuple[Library, dict[str, int], float]:
+    """A scratch library of the drafts, whatever the configured store (the evaluation never writes to a
+    shared database): embedded in ``data_dir``, or in a new database of ``databases`` (PostgreSQL).
+    Returns (library, add statuses counted, seconds)."""
     started = time.perf_counter()
     scratch = settings.replace("library", store="embedded", data_dir=data_dir)
+    if databases is not None:
+        scratch = scratch.replace("library", store="postgres").replace("postgres", dsn=databases.create())
     library = Library(scratch, embedder=embedder, reranker=reranker)  # type: ignore[arg-type]
     statuses: dict[str, int] = {}
     for draft in tqdm(drafts, desc="indexing", unit="article", disable=not sys.stderr.isatty()):
@@ -187,7 +195,8 @@ def searchers(library: Library, variants: dict[str, Settings]) -> dict[str, Hybr
 
 def unanswerable_results(drafts: Sequence[ArticleDraft], questions: Sequence[dict], variants: dict[str, Settings],
                          embedder: CachedEmbedder, reranker: Reranker | None, work_dir: Path, groups: int = 4,
-                         use_dates: bool = True) -> dict[str, list[QuestionResult]]:
+                         use_dates: bool = True,
+                         databases: ScratchDatabases | None = None) -> dict[str, list[QuestionResult]]:
     """The `specific` questions asked of libraries from which every article holding their answer was
     removed (in a few groups, so that few libraries are built): they should all be refused."""
     specific = [q for q in questions if q.get("specific")]
@@ -197,7 +206,7 @@ def unanswerable_results(drafts: Sequence[ArticleDraft], questions: Sequence[dic
         group = specific[number::groups]
         answers = [a for q in group for a in q["answer_texts"]]
         kept = [d for d in drafts if not contains_answer(d.text, answers)]
-        library, _, _ = build_library(kept, base, embedder, work_dir / f"without-{number}", reranker)
+        library, _, _ = build_library(kept, base, embedder, work_dir / f"without-{number}", reranker, databases)
         with library:
             for name, searcher in searchers(library, variants).items():
                 results[name] += evaluate(searcher, group, use_dates)
@@ -304,16 +313,24 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     loaded = load_reranker(settings.reranker)
     reranker = ScoreMemo(loaded) if loaded is not None and len(variants) > 1 else loaded
     use_dates = not args.no_dates
-    with tempfile.TemporaryDirectory(prefix="news-eval-") as tmp:
+    store = getattr(args, "store", "embedded")
+    with tempfile.TemporaryDirectory(prefix="news-eval-") as tmp, ExitStack() as stack:
+        databases = None
+        if store == "postgres":  # the postgres extra is imported only when asked for
+            from index.stores.postgres.scratch import ScratchDatabases
+
+            databases = stack.enter_context(ScratchDatabases(getattr(args, "postgres_dsn", None)))
         library, statuses, build_seconds = build_library(drafts, settings, embedder, Path(tmp) / "all",
-                                                         reranker)  # type: ignore[arg-type]
+                                                         reranker, databases)  # type: ignore[arg-type]
         with library:
             stats = library.stats()
             variant_searchers = searchers(library, variants)
             results = {name: evaluate(searcher, questions, use_dates) for name, searcher in variant_searchers.items()}
         unanswerable = unanswerable_results(drafts, questions, variants, embedder, reranker,  # type: ignore[arg-type]
-                                            Path(tmp), use_dates=use_dates) if args.refusals else {}
+                                            Path(tmp), use_dates=use_dates, databases=databases) \
+            if args.refusals else {}
     embedder.close()
+    print(f"store: {store}")
     dated = f" dated {first or '...'} to {last or '...'}" if first or last else ""
     print(f"dataset {dataset}: {len(drafts)} articles ({statuses}), {stats.passages} passages,"
           f" {len(questions)} questions{dated}")

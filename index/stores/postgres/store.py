@@ -42,6 +42,24 @@ READ_BATCH = 10_000
 ESTIMATE_FROM = 10_000
 # pg_advisory_lock key held by the library's writers ("newswri" in ASCII; migrations take SCHEMA_LOCK).
 WRITER_LOCK = 0x6E657773777269
+# BM25's parameters, those of the embedded store (FTS5's bm25() defaults).
+BM25_K1, BM25_B = 1.2, 0.75
+# The weight of a lexeme held by half the passages or more, whose BM25 idf is not positive (as in FTS5).
+NEGLIGIBLE_IDF = 1e-6
+# Passages a large library's average length is sampled from (pages of the table, at random but fixed).
+LENGTH_SAMPLE = 20_000
+# The passages holding a chosen lexeme, each scored by BM25 over all the question's lexemes: a lexeme's
+# count in a passage is the number of positions it holds in the passage's tsvector.
+BM25_SQL = """
+SELECT p.id, sum(t.weight * f.tf * (%(k1)s + 1)
+                 / (f.tf + %(k1)s * (1 - %(b)s + %(b)s * p.token_count / %(average)s))) AS score
+FROM passages p
+CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(cardinality(u.positions), 1) AS tf FROM unnest(p.lexemes) u) f
+JOIN unnest(%(lexemes)s::text[], %(weights)s::float8[]) AS t(lexeme, weight) ON t.lexeme = f.lexeme
+WHERE p.lexemes @@ %(match)s::tsquery
+GROUP BY p.id
+ORDER BY score DESC, p.id
+LIMIT %(limit)s"""
 
 
 class PgTransaction:
@@ -84,6 +102,18 @@ def as_ids(passage_ids: Sequence[int] | np.ndarray) -> list[int]:
     return [int(i) for i in passage_ids]
 
 
+def bm25_idf(passages: int, holding: int) -> float:
+    """BM25's inverse document frequency as FTS5 and the embedded store weigh it: log((N - n + 0.5) / (n + 0.5)),
+    and a negligible weight when that is not positive."""
+    value = math.log((passages - holding + 0.5) / (holding + 0.5))
+    return value if value > 0 else NEGLIGIBLE_IDF
+
+
+def tsquery_lexeme(lexeme: str) -> str:
+    """A lexeme as tsquery text: quoted, so that it is matched as it is (neither parsed nor stemmed again)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 class PostgresStore(SharedSql):
     """One PostgreSQL database shared by every process; every change is one transaction."""
 
@@ -92,6 +122,8 @@ class PostgresStore(SharedSql):
         """Bring the schema up to date (migrations, then the vector column of ``dimension``) and open a pool."""
         self.dsn = dsn
         self.dimension = dimension
+        # (passages estimated, their average length) of a large library: see _collection_size.
+        self._sampled_length: tuple[int, float] | None = None
         with psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout))) as connection:
             pg_migrations.migrate(connection)
             pg_migrations.ensure_vector_column(connection, dimension, m=hnsw_m, ef_construction=hnsw_ef_construction)
@@ -251,63 +283,86 @@ class PostgresStore(SharedSql):
 
     # -- keyword search -------------------------------------------------------------------------------
     def lexical_search(self, question: str, limit: int, budget: int = 0) -> list[tuple[int, float]]:
-        """Full-text search over passage bodies: (passage id, score where higher is better), best first.
+        """BM25 over passage bodies: (passage id, score where higher is better), best first.
 
-        Each of the question's words scores ``ts_rank`` (term frequency, saturating, and passage length)
-        weighted by its BM25 inverse document frequency, so rare words count more, as in BM25. With a
-        ``budget``, as in the FTS5 reference (index/stores/embedded/fts_reference.py), only the rarest
-        words whose matches add up to at most ``budget`` passages decide which passages are ranked
-        (through the GIN index), and every word of the question still adds to their scores; when even
-        the rarest matches more, passages must hold every word. A collection of no more passages than
-        the budget is ranked whole."""
+        Scored as the embedded store scores it (index/stores/embedded/keywords.py: the same k1, b and idf),
+        over the question's lexemes: each one's count in a passage is the number of positions it holds in
+        the passage's tsvector, a passage's length its ``token_count`` (migration 0006). With a ``budget``,
+        as in the FTS5 reference (index/stores/embedded/fts_reference.py), only the rarest lexemes whose
+        matches add up to at most ``budget`` passages decide which passages are ranked (through the GIN
+        index), and every lexeme of the question still adds to their scores; when even the rarest matches
+        more, passages must hold every lexeme. A collection of no more passages than the budget is ranked
+        whole."""
         words = query_words(question)
-        if not words:
+        if not words or limit <= 0:
             return []
         with self.connection() as connection:
-            total = self._passage_total(connection)
+            lexemes = self._question_lexemes(connection, words)
+            if not lexemes:
+                return []
+            total, average_length = self._collection_size(connection)
             within = budget > 0 and total > budget
             if within:
-                # Counting a common word's matches means reading a large share of the table, so the
-                # planner's statistics (its most common lexemes) tell which words are common, and only
-                # the others are counted, through the GIN index, up to the budget.
-                estimates = {word: self._estimated_matches(connection, word) for word in words}
-                counted = self._count_matches(connection, [w for w in words if estimates[w] <= budget], budget + 1)
-                counts = {word: counted.get(word, min(total, max(budget + 1, estimates[word]))) for word in words}
+                # Counting a common lexeme's matches means reading a large share of the table, so the
+                # planner's statistics (its most common lexemes) tell which are common, and only the
+                # others are counted, through the GIN index, up to the budget.
+                estimates = {lexeme: self._estimated_matches(connection, lexeme) for lexeme in lexemes}
+                counted = self._count_matches(connection, [x for x in lexemes if estimates[x] <= budget], budget + 1)
+                counts = {x: counted.get(x, min(total, max(budget + 1, estimates[x]))) for x in lexemes}
             else:
-                counts = self._count_matches(connection, words, None)
-            counts = {word: count for word, count in counts.items() if count > 0}
+                counts = self._count_matches(connection, lexemes, None)
+            counts = {lexeme: count for lexeme, count in counts.items() if count > 0}
             if not counts:
                 return []
             total = max(total, *counts.values())
-            # Within a budget, passages holding one of the rarest words; when even the rarest is too common, all.
+            # Within a budget, passages holding one of the rarest lexemes; when even the rarest is too common, all.
             chosen = rarest_within(counts, budget) if within else list(counts)
-            chosen, operator = (chosen, "||") if chosen else (list(counts), "&&")
+            match = " | ".join(map(tsquery_lexeme, chosen)) if chosen else " & ".join(map(tsquery_lexeme, counts))
             scored = list(counts)
-            weights = [math.log(1 + (total - counts[w] + 0.5) / (counts[w] + 0.5)) for w in scored]
-            query = f"plainto_tsquery('{TEXT_CONFIG}', %s)"
-            score = " + ".join(f"%s * ts_rank(lexemes, {query}, 1)" for _ in scored)
-            match = f" {operator} ".join(query for _ in chosen)
-            rows = connection.execute(
-                f"SELECT id, {score} AS score FROM passages WHERE lexemes @@ ({match})"
-                " ORDER BY score DESC, id LIMIT %s",
-                (*[v for pair in zip(weights, scored) for v in pair], *chosen, limit)).fetchall()
+            weights = [bm25_idf(total, counts[lexeme]) for lexeme in scored]
+            rows = connection.execute(BM25_SQL, {
+                "lexemes": scored, "weights": weights, "match": match, "limit": limit,
+                "k1": BM25_K1, "b": BM25_B, "average": max(average_length, 1e-9)}).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
     @staticmethod
-    def _count_matches(connection: psycopg.Connection[Row], words: list[str], cap: int | None) -> dict[str, int]:
-        """Passages holding each word, counted up to ``cap`` (None: all)."""
-        if not words:
-            return {}
-        return {word: int(count) for word, count in connection.execute(
-            "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM passages p"
-            f" WHERE p.lexemes @@ plainto_tsquery('{TEXT_CONFIG}', w) LIMIT %s) s)"
-            " FROM unnest(%s::text[]) AS w", (cap, words))}
+    def _question_lexemes(connection: psycopg.Connection[Row], words: list[str]) -> list[str]:
+        """The lexemes the passages' text search configuration makes of the question's words, once each."""
+        row = connection.execute(f"SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %s))",
+                                 (" ".join(words),)).fetchone()
+        return list(row[0]) if row is not None and row[0] else []
+
+    def _collection_size(self, connection: psycopg.Connection[Row]) -> tuple[int, float]:
+        """Passages in the library and their average length in words: counted while the library is small;
+        when large, the planner's row estimate and an average over a fixed sample of the table's pages,
+        taken again only when that estimate changes (after the table is next analysed)."""
+        total = self._passage_total(connection)
+        if total < ESTIMATE_FROM:
+            row = connection.execute("SELECT count(*), coalesce(avg(token_count), 0) FROM passages").fetchone()
+            return int(row[0]), float(row[1])
+        if self._sampled_length is None or self._sampled_length[0] != total:
+            row = connection.execute("SELECT avg(token_count) FROM passages TABLESAMPLE SYSTEM (%s) REPEATABLE (0)",
+                                     (max(0.1, min(100.0, 100.0 * LENGTH_SAMPLE / total)),)).fetchone()
+            if row is None or row[0] is None:  # an unlucky sample of empty pages: read them all
+                row = connection.execute("SELECT avg(token_count) FROM passages").fetchone()
+            self._sampled_length = (total, float(row[0] or 0.0))
+        return total, self._sampled_length[1]
 
     @staticmethod
-    def _estimated_matches(connection: psycopg.Connection[Row], word: str) -> int:
-        """Passages holding ``word`` by the planner's estimate (its statistics of common lexemes): no counting."""
-        plan = connection.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM passages"
-                                  f" WHERE lexemes @@ plainto_tsquery('{TEXT_CONFIG}', %s)", (word,)).fetchone()[0]
+    def _count_matches(connection: psycopg.Connection[Row], lexemes: list[str], cap: int | None) -> dict[str, int]:
+        """Passages holding each lexeme, counted up to ``cap`` (None: all)."""
+        if not lexemes:
+            return {}
+        return {lexeme: int(count) for lexeme, count in connection.execute(
+            "SELECT x, (SELECT count(*) FROM (SELECT 1 FROM passages p WHERE p.lexemes @@ q LIMIT %s) s)"
+            " FROM unnest(%s::text[], %s::tsquery[]) AS t(x, q)",
+            (cap, lexemes, [tsquery_lexeme(x) for x in lexemes]))}
+
+    @staticmethod
+    def _estimated_matches(connection: psycopg.Connection[Row], lexeme: str) -> int:
+        """Passages holding ``lexeme`` by the planner's estimate (its statistics of common lexemes): no counting."""
+        plan = connection.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM passages WHERE lexemes @@ %s::tsquery",
+                                  (tsquery_lexeme(lexeme),)).fetchone()[0]
         return int(plan[0]["Plan"]["Plan Rows"])
 
     @staticmethod

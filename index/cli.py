@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--refusals", action="store_true",
                           help="also ask the specific questions with their answers removed from the corpus, and "
                                "show how the refusal threshold trades precision against wrong refusals")
+    evaluate.add_argument("--store", choices=("embedded", "postgres"), default="embedded",
+                          help="the store the scratch library is built in (postgres: a new database, dropped after)")
+    evaluate.add_argument("--postgres-dsn", metavar="DSN",
+                          help="with --store postgres: a server where the scratch databases may be created "
+                               "(default: the bundled server of the test extra, started for the run)")
     dialogues = commands.add_parser("eval-dialogues", help="answer-recall of follow-up questions (a benchmark)")
     from index.eval.dialogues import add_arguments as add_dialogue_arguments
 

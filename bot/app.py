@@ -22,6 +22,7 @@ from telegram.ext import (
 from bot import texts
 from bot.context import BOT_CONTEXT_TYPES, attach_service
 from bot.handlers.admin import on_add, on_document, on_list, on_remove, on_stats
+from bot.handlers.alerts import activity_job, on_follow, on_following, on_unfollow
 from bot.handlers.buttons import (
     LIST_PATTERN,
     MORE_PATTERN,
@@ -33,9 +34,12 @@ from bot.handlers.buttons import (
 )
 from bot.handlers.conversation import on_new
 from bot.handlers.errors import on_error
+from bot.handlers.feedback import REASON_PATTERN, VOTE_PATTERN, on_reason, on_vote
 from bot.handlers.feeds import on_feeds, on_subscribe, on_unsubscribe, poll_feeds_job
 from bot.handlers.info import on_help, on_unknown_command
 from bot.handlers.inline import on_inline_query
+from bot.handlers.insights import on_insights
+from bot.handlers.privacy import on_forget_me
 from bot.handlers.questions import on_question
 from bot.retries import RetryingRateLimiter
 from bot.service import ChatService
@@ -85,18 +89,27 @@ def build_application(settings: Settings, token: str, service: ChatService) -> A
     application.add_handler(CommandHandler("subscribe", on_subscribe))
     application.add_handler(CommandHandler("unsubscribe", on_unsubscribe))
     application.add_handler(CommandHandler("feeds", on_feeds))
+    application.add_handler(CommandHandler("insights", on_insights))
+    application.add_handler(CommandHandler("follow", on_follow))
+    application.add_handler(CommandHandler("following", on_following))
+    application.add_handler(CommandHandler("unfollow", on_unfollow))
+    application.add_handler(CommandHandler("forgetme", on_forget_me))
     application.add_handler(MessageHandler(filters.COMMAND, on_unknown_command))  # after every CommandHandler
     application.add_handler(MessageHandler(filters.Document.ALL, on_document))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_question))
     application.add_handler(CallbackQueryHandler(on_more_passages, pattern=MORE_PATTERN))
     application.add_handler(CallbackQueryHandler(on_sources, pattern=SOURCES_PATTERN))
     application.add_handler(CallbackQueryHandler(on_list_page, pattern=LIST_PATTERN))
-    application.add_handler(CallbackQueryHandler(on_stale_button))  # any other data: after the three above
+    application.add_handler(CallbackQueryHandler(on_vote, pattern=VOTE_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_reason, pattern=REASON_PATTERN))
+    application.add_handler(CallbackQueryHandler(on_stale_button))  # any other data: after the others
     if settings.bot.inline:
         application.add_handler(InlineQueryHandler(on_inline_query))
     application.add_error_handler(on_error)
     application.job_queue.run_repeating(poll_feeds_job, interval=settings.feeds.check_seconds, first=5,
                                         name="poll feeds")
+    application.job_queue.run_repeating(activity_job, interval=settings.alerts.send_seconds, first=1,
+                                        name="alerts and notices")
     return application
 
 

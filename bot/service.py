@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from typing import AsyncIterator, Sequence
 
 from bot import render, texts
+from index.activity.reader_activity import ReaderActivity
 from index.config import Settings
 from index.errors import IngestError
 from index.ingest.feeds import FeedPoller, PollReport
@@ -103,16 +105,20 @@ class ChatService:
         self.conversations = conversations if conversations is not None else library.backend.conversations(settings)
         self.follow_ups = FollowUps(library, self.conversations)
         self.feeds = FeedPoller(library)
+        # Questions, votes and topics (index/activity/); it also listens to the library's adds.
+        self.activity = ReaderActivity(library.backend.activity(settings), library, settings)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.settings.bot.admin_ids
 
     # -- questions ------------------------------------------------------------------------------------
     def answer(self, chat_id: int, question: str, now: datetime | None = None, replied_message: int | None = None,
-               replied_token: str | None = None) -> list[Reply]:
+               replied_token: str | None = None, user_id: int | None = None) -> list[Reply]:
         """The first page of passages answering the question, or why there are none. ``now`` dates the
         question for the recency prior; a message replying to one of the bot's answers names that message
-        (``replied_message``) and the token in its buttons (``replied_token``), and is read with that answer."""
+        (``replied_message``) and the token in its buttons (``replied_token``), and is read with that answer.
+        The question is recorded for the insights (``user_id``: the asker)."""
+        started = time.monotonic()
         question = _INVISIBLE.sub("", question).strip()
         if not question:
             return [Reply(texts.EMPTY_QUESTION)]
@@ -129,10 +135,13 @@ class ChatService:
         answer = self.follow_ups.search(question, reading, k, now=now, limit=3 * k)
         if not answer.answered:
             self.follow_ups.remember(chat_id, reading, answer, asked_at)
+            self.activity.record_question(user_id, chat_id, question, answer, None, (time.monotonic() - started) * 1000)
             return [Reply("\n".join(filter(None, (_about(reading), render.not_found_html(answer.closest)))))]
         token = self.results.put(chat_id, answer)
         self.follow_ups.remember(chat_id, reading, answer, asked_at, token)
-        return self._page(answer, token, 0, heading=_about(reading))
+        page = self._page(answer, token, 0, heading=_about(reading))
+        self.activity.record_question(user_id, chat_id, question, answer, token, (time.monotonic() - started) * 1000)
+        return page
 
     def _replied_turn(self, chat_id: int, message_id: int | None, token: str | None, asked_at: datetime,
                       ) -> Turn | None:
@@ -200,6 +209,8 @@ class ChatService:
         if len(answer.hits) > (page + 1) * k:
             row.append(Button(texts.MORE_PASSAGES, f"more:{token}:{page + 1}"))
         row.append(Button(texts.SOURCES, f"src:{token}"))
+        if self.activity.insights_on:
+            row += [Button(texts.VOTE_UP, f"vote:{token}:u"), Button(texts.VOTE_DOWN, f"vote:{token}:d")]
         replies = [Reply(html) for html in messages[:-1]]
         replies.append(Reply(messages[-1], (tuple(row),)))
         return replies

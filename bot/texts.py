@@ -42,6 +42,8 @@ OLDER = "Older ›"
 EXPIRED = "Those results are no longer available. Please ask the question again."
 NO_MORE_PASSAGES = "No more passages for this question."
 STALE_BUTTON = "This button no longer works."
+VOTE_UP = "👍"
+VOTE_DOWN = "👎"
 
 # -- /start and /help -------------------------------------------------------------------------------
 HELP_INTRO = ("I answer questions from a collection of news articles, quoting the passages that answer them "
@@ -49,7 +51,9 @@ HELP_INTRO = ("I answer questions from a collection of news articles, quoting th
 HELP_HOW_TO_ASK = ["Just send me a question, for example: <i>What did the UN Security Council say?</i>",
                    "In groups, mention me or reply to one of my messages.",
                    "Ask a follow-up (<i>and what did China say?</i>) or reply to an answer to ask more about it; "
-                   "/new starts a new topic."]
+                   "/new starts a new topic.",
+                   "/follow TOPIC — a message when a new article is about it; /following, /unfollow ID",
+                   "/forgetme — delete what I stored about you (questions, votes, topics)"]
 HELP_ADMIN = [
     "<b>Admin commands</b>",
     "/add URL … — add articles from the web",
@@ -60,6 +64,7 @@ HELP_ADMIN = [
     "/stats — library size and model",
     "/subscribe FEED_URL — add a feed's new articles automatically",
     "/feeds — subscribed feeds and their state; /unsubscribe ID",
+    "/insights [DAYS] — what readers asked, and the open questions; /insights notify on|off",
 ]
 
 
@@ -146,7 +151,9 @@ APOLOGY = "Sorry, something went wrong while handling that. Please try again in 
 
 # -- the command menus Telegram shows (plain text) --------------------------------------------------
 PUBLIC_COMMAND_MENU = [("help", "What I know and how to ask"), ("start", "Start here"),
-                       ("new", "Start a new topic: forget the earlier questions")]
+                       ("new", "Start a new topic: forget the earlier questions"),
+                       ("follow", "Get new articles about a topic"), ("following", "The topics you follow"),
+                       ("unfollow", "Stop following a topic"), ("forgetme", "Delete what I stored about you")]
 ADMIN_COMMAND_MENU = [
     ("add", "Add articles: URLs, or pasted text"),
     ("remove", "Remove an article by id"),
@@ -155,6 +162,7 @@ ADMIN_COMMAND_MENU = [
     ("subscribe", "Follow an RSS/Atom feed"),
     ("feeds", "Subscribed feeds and their state"),
     ("unsubscribe", "Stop following a feed"),
+    ("insights", "What readers asked, open questions"),
 ]
 
 # -- the terminal console -----------------------------------------------------------------------------
@@ -172,3 +180,75 @@ def console_unknown_command(command: str) -> str:
 
 def console_polled(count: int) -> str:
     return f"Polled {count} feed(s) that were due."
+
+
+# -- votes on answers (bot/handlers/feedback.py) ------------------------------------------------------------
+# answerCallbackQuery texts: plain text, seen only by the reader who pressed.
+VOTE_RECORDED = {True: "Thanks for the 👍", False: "Thanks for the 👎: it helps the admins fill the gaps."}
+VOTE_CHANGED = {True: "Changed to 👍", False: "Changed to 👎"}
+VOTE_SAME = {True: "You already voted 👍", False: "You already voted 👎"}
+VOTE_UNKNOWN = "That answer is too old to vote on."
+REASON_QUESTION = "What was wrong with the answer? (optional, one tap)"
+REASON_THANKS = "Thanks, noted."
+
+
+def reason_noted(reason: str) -> str:
+    return f"Thanks: noted “{escape(reason)}”."
+
+
+# -- /insights (bot/handlers/insights.py) ---------------------------------------------------------------------
+INSIGHTS_USAGE = ("Usage: /insights [DAYS] — what readers asked (default: the last week);\n"
+                  "/insights notify on|off — a message when an add answers open questions.")
+INSIGHTS_OFF = "Insights are switched off (<code>insights.enabled = false</code>): no questions are stored."
+NOTICES_ON = "I will tell you when an add answers open questions."
+NOTICES_OFF = "No more notices about open questions."
+
+
+def questions_answered_by(count: int, article_line: str) -> str:
+    """``article_line``: already HTML (bot/render.py)."""
+    return f"{count} open question{'s are' if count != 1 else ' is'} now answered by {article_line}."
+
+
+# -- topic alerts (bot/handlers/alerts.py) ------------------------------------------------------------------
+FOLLOW_USAGE = "Usage: /follow TOPIC — e.g. <code>/follow sanctions on North Korea</code>."
+FOLLOW_PRIVATE_ONLY = "Alerts come in a private chat: send /follow to me there."
+ALERTS_OFF = "Topic alerts are switched off on this bot."
+UNFOLLOW_USAGE = "Usage: /unfollow ID — the topic's number as shown by /following."
+NOT_FOLLOWING = "You follow no topics. Start with /follow TOPIC."
+TOPIC_MAX_CHARS = 200
+
+
+def topic_too_long(limit: int) -> str:
+    return f"That topic is too long: please keep it under {limit} characters."
+
+
+def too_many_topics(limit: int) -> str:
+    return f"You follow {limit} topics already, the most allowed. /unfollow one first (see /following)."
+
+
+def following(topic: str, topic_id: int) -> str:
+    return (f"Following “{escape(topic)}” (#{topic_id}). I will send you new articles about it; "
+            "/following lists your topics.")
+
+
+def topics_list(topics: list[tuple[int, str]]) -> str:
+    lines = ["<b>Your topics</b>"] + [f"#{topic_id} · {escape(topic)}" for topic_id, topic in topics]
+    return "\n".join(lines + ["/unfollow ID to stop one."])
+
+
+def unfollowed(topic_id: int) -> str:
+    return f"Stopped following topic #{topic_id}."
+
+
+def no_such_topic(topic_id: int) -> str:
+    return f"You follow no topic #{topic_id}. See /following."
+
+
+def alert_heading(topic: str, topic_id: int) -> str:
+    return f"🔔 New on “{escape(topic)}” (/unfollow {topic_id} to stop):"
+
+
+# -- /forgetme (bot/handlers/privacy.py) ---------------------------------------------------------------------
+def forgotten(questions: int, votes: int, topics: int) -> str:
+    return (f"Deleted what I stored about you: {questions} question{'s' if questions != 1 else ''}, "
+            f"{votes} vote{'s' if votes != 1 else ''} and {topics} topic{'s' if topics != 1 else ''}.")

@@ -304,6 +304,43 @@ class ConversationSettings:
 
 
 @dataclass(frozen=True)
+class InsightsSettings:
+    enabled: bool = True  # false: no question or vote is stored
+    retention_days: float = 30.0  # stored questions and votes are deleted after this many days
+    period_days: float = 7.0  # the period /insights and `python -m index insights` report by default
+    group_similarity: float = 0.75  # open questions at least this alike (cosine) are one group
+    groups_shown: int = 10
+    reask_limit: int = 200  # open questions asked again after each add, newest first
+    digest: bool = False  # a weekly digest of the report to every admin
+
+    def __post_init__(self) -> None:
+        check = _Checks("insights", self)
+        check.above("retention_days", 0)
+        check.above("period_days", 0)
+        check.between("group_similarity", 0, 1)
+        check.at_least("groups_shown", 1)
+        check.at_least("reask_limit", 0)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    enabled: bool = True  # false: /follow is refused and no topic is matched
+    max_topics: int = 10  # per reader
+    max_per_day: int = 5  # alerts a reader gets in any 24 hours
+    min_score: float = 0.5  # a passage's cosine with the topic, at least (see docs/benchmarks.md)
+    candidates: int = 20  # passages of the topic's hybrid ranking a new article's passage must be among
+    send_seconds: float = 15.0  # how often the bot sends the alerts and notices that wait
+
+    def __post_init__(self) -> None:
+        check = _Checks("alerts", self)
+        check.at_least("max_topics", 1)
+        check.at_least("max_per_day", 1)
+        check.between("min_score", -1, 1)
+        check.at_least("candidates", 1)
+        check.above("send_seconds", 0)
+
+
+@dataclass(frozen=True)
 class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
@@ -316,6 +353,8 @@ class Settings:
     feeds: FeedSettings = field(default_factory=FeedSettings)
     bot: BotSettings = field(default_factory=BotSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    insights: InsightsSettings = field(default_factory=InsightsSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def __post_init__(self) -> None:
         """Checks across sections."""

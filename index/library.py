@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -98,6 +98,9 @@ class Library:
         self.reranker: Reranker | None = reranker or None
         self.searcher = HybridSearcher(self.store, self.vectors, self.backend.keywords, self.embedder,
                                        settings.search, self.reranker, settings.reranker)
+        # Called with each article added or replaced (whatever the source: command, upload, feed), after it
+        # is committed; a listener's failure is logged, never the add's (e.g. re-asking open questions, alerts).
+        self.after_add: list[Callable[[Article], None]] = []
 
     @property
     def location(self) -> str:
@@ -230,9 +233,19 @@ class Library:
             self.backend.committed(removed, new_ids, vectors, prepared.bodies)
             self.near_duplicates.add(article_id, prepared.minhash)
         article = self.store.get_article(article_id)
+        if article is not None:
+            self._announce(article)
         status = "replaced" if replace_id is not None else "added"
         return AddResult(source, status, article, len(new_ids),
                          f"{'Updated' if replace_id else 'Added'} “{draft.title}” ({len(new_ids)} passages).")
+
+    def _announce(self, article: Article) -> None:
+        """Tell the after_add listeners about a stored article."""
+        for listener in list(self.after_add):
+            try:
+                listener(article)
+            except Exception:
+                log.exception("after adding article #%d, %r failed", article.id, listener)
 
     def _duplicate_of(self, identity: str, digest: str) -> int | None:
         """The id of a stored article with the same text (whatever its URL), or that this address was

@@ -36,7 +36,8 @@ async def on_question(update: Update, context: BotContext) -> None:
     await show_action(context, message.chat_id, ChatAction.TYPING)
     replied_message, replied_token = replied_answer(message, context.bot.id)
     replies = await asyncio.to_thread(context.service.answer, message.chat_id, question,
-                                      replied_message=replied_message, replied_token=replied_token)
+                                      replied_message=replied_message, replied_token=replied_token,
+                                      user_id=message.from_user.id if message.from_user else None)
     sent = await send_replies(context, message.chat_id, replies, reply_to=message.message_id)
     await asyncio.to_thread(context.service.answer_shown, message.chat_id, replies, [m.message_id for m in sent])
 

@@ -434,6 +434,19 @@ class Conversations(Protocol):
         ...
 
 
+class ActivityStore(Protocol):
+    """Reader activity (index/activity/): questions and votes, topics, alert claims, messages waiting to be
+    sent, admins' notice choices. The statements are index/activity/sql.py's, shared by both stores."""
+
+    def salt(self) -> str:
+        """The library's salt for reader hashes (made once, kept in the store, never logged)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store opened for activity alone."""
+        ...
+
+
 # -- the backend ------------------------------------------------------------------------------------------
 class Backend(ABC):
     """A store, its vector and keyword indexes and its writer lock; Library calls the writing methods
@@ -503,6 +516,11 @@ class Backend(ABC):
     @abstractmethod
     def conversations(self, settings: Settings) -> Conversations:
         """Where each chat's recent turns live: beside the button results (``results``)."""
+
+    @abstractmethod
+    def activity(self, settings: Settings) -> ActivityStore:
+        """Where reader activity lives: somewhere every process serving this library can read, kept across
+        restarts."""
 
     @abstractmethod
     def close(self) -> None:

@@ -30,7 +30,7 @@ def test_question_gets_passages_with_buttons_and_more_pages(service: ChatService
     replies = service.answer(5, "what did the UN Security Council say?")
     assert "Security Council" in replies[0].html and "<b>" in replies[0].html
     buttons = [b for row in replies[-1].buttons for b in row]
-    assert [b.label for b in buttons] == ["More passages", "Sources"]
+    assert [b.label for b in buttons] == ["More passages", "Sources", "👍", "👎"]
     more = service.more(5, buttons[0].data.split(":")[1], 1)
     assert "<b>4.</b>" in more[0].html
     assert "Sources" in service.sources(5, buttons[1].data.split(":")[1]).html

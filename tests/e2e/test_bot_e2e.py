@@ -49,7 +49,7 @@ def test_question_gets_cited_passages_with_bold_sentence_and_buttons(bot: Runnin
     assert "<b>" in reply["html"] and '<a href="https://example.org/news/2017/04/' in reply["html"]
     assert "typing" in bot.server.chat_actions(chat)
     labels = [b["text"] for b in _buttons(reply)]
-    assert labels == ["More passages", "Sources"]
+    assert labels == ["More passages", "Sources", "👍", "👎"]
 
     more = _buttons(reply)[0]["callback_data"]
     bot.server.press_button(chat, reply["message_id"], more)

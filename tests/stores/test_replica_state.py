@@ -144,7 +144,7 @@ def test_two_replicas_serve_each_others_buttons(open_samples: OpenLibrary) -> No
 
     replies = first.answer(5, QUESTION)
     assert "Security Council" in replies[0].html
-    more_button, sources_button = [button for row in replies[-1].buttons for button in row]
+    more_button, sources_button, _up, _down = [button for row in replies[-1].buttons for button in row]
     token, page = more_button.data.split(":")[1:]
     more = second.more(5, token, int(page))
     assert "<b>4.</b>" in more[0].html and "<b>" in more[0].html.split("</b>", 1)[1]  # a sentence marked

@@ -33,7 +33,7 @@ def test_replicas_share_answers_adds_and_buttons(sample_postgres_copy_dsn: str, 
 
         # "More passages" and "Sources" work whichever replica the button press reaches.
         [first] = server.messages(701)[-1:]
-        more, source_button = (b["callback_data"] for b in buttons(first))
+        more, source_button, _up, _down = (b["callback_data"] for b in buttons(first))
         for _ in range(2):
             server.press_button(701, first["message_id"], more)
             [page] = server.wait_for_messages(701, timeout=60)

@@ -23,7 +23,7 @@ import numpy as np
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.errors import BackupError
-from index.stores.base import Backend, Conversations, FeedLocks, ResultStore
+from index.stores.base import ActivityStore, Backend, Conversations, FeedLocks, ResultStore
 from index.stores.embedded.backup import checked_copy, write_manifest
 from index.stores.embedded.directory import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE, WriterLock
 from index.stores.embedded.keywords import KeywordIndex
@@ -170,6 +170,12 @@ class EmbeddedBackend(Backend):
         from index.stores.embedded.conversations import MemoryConversations
 
         return MemoryConversations(timedelta(minutes=settings.conversation.ttl_minutes), settings.conversation.turns)
+
+    def activity(self, settings: Settings) -> ActivityStore:
+        """A SQLite file of its own in the data directory (index/stores/embedded/activity.py)."""
+        from index.stores.embedded.activity import SqliteActivity
+
+        return SqliteActivity(self.data_dir)
 
     def close(self) -> None:
         self.store.close()

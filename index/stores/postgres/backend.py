@@ -22,7 +22,7 @@ from tqdm import tqdm
 from index.config import Settings
 from index.embedding.embedder import Embedder
 from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailable
-from index.stores.base import Backend, Conversations, FeedLocks, ResultStore
+from index.stores.base import ActivityStore, Backend, Conversations, FeedLocks, ResultStore
 
 if TYPE_CHECKING:
     from index.stores.postgres.store import AdvisoryLock, PostgresStore
@@ -154,6 +154,12 @@ class PostgresBackend(Backend):
 
         return PgConversations(self.store, timedelta(minutes=settings.conversation.ttl_minutes),
                                settings.conversation.turns)
+
+    def activity(self, settings: Settings) -> ActivityStore:
+        """The shared database's activity tables (migration 0005), on the library's pool."""
+        from index.stores.postgres.activity import PgActivity
+
+        return PgActivity(self.store)
 
     def close(self) -> None:
         try:

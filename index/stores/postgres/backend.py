@@ -67,10 +67,15 @@ class PostgresBackend(Backend):
         from index.stores.postgres.store import WRITER_LOCK, AdvisoryLock, PostgresStore, describe
         from index.stores.postgres.vectors import PgVectorIndex
         self._where = describe(pg.dsn)
+        if pg.read_dsns:
+            log.info("searches read from %d streaming standby(s) while they are current: %s", len(pg.read_dsns),
+                     "; ".join(describe(d) for d in pg.read_dsns))
         try:
             self.store = PostgresStore(pg.dsn, embedder.dimension, min_connections=pg.pool_min,
                                        max_connections=pg.pool_max, hnsw_m=pg.hnsw_m,
-                                       hnsw_ef_construction=pg.hnsw_ef_construction)
+                                       hnsw_ef_construction=pg.hnsw_ef_construction,
+                                       read_dsns=[d for d in pg.read_dsns if d.strip()],
+                                       replica_max_lag=pg.replica_max_lag_seconds)
         except (psycopg.Error, PoolTimeout) as exc:
             raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None
         self.vectors = PgVectorIndex(self.store, pg.hnsw_ef_search)

@@ -14,7 +14,7 @@ import math
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import psycopg
@@ -32,7 +32,10 @@ from index.stores.base import (
     rarest_within,
 )
 from index.stores.postgres import migrations as pg_migrations
+from index.stores.postgres.replicas import ReadReplicas
 from index.stores.postgres.rows import Row, placeholders, row_factory
+
+T = TypeVar("T")
 
 # The text search configuration of passages.lexemes (migration 0001).
 TEXT_CONFIG = "newsbot_english"
@@ -118,8 +121,11 @@ class PostgresStore(SharedSql):
     """One PostgreSQL database shared by every process; every change is one transaction."""
 
     def __init__(self, dsn: str, dimension: int, *, min_connections: int = 1, max_connections: int = 8,
-                 hnsw_m: int = 16, hnsw_ef_construction: int = 64, connect_timeout: float = 30.0) -> None:
-        """Bring the schema up to date (migrations, then the vector column of ``dimension``) and open a pool."""
+                 hnsw_m: int = 16, hnsw_ef_construction: int = 64, connect_timeout: float = 30.0,
+                 read_dsns: Sequence[str] = (), replica_max_lag: float = 5.0) -> None:
+        """Bring the schema up to date (migrations, then the vector column of ``dimension``) and open a pool;
+        with ``read_dsns``, a search's reads go to those streaming standbys while they are current
+        (index/stores/postgres/replicas.py)."""
         self.dsn = dsn
         self.dimension = dimension
         # (passages estimated, their average length) of a large library: see _collection_size.
@@ -131,9 +137,15 @@ class PostgresStore(SharedSql):
             dsn, min_size=min_connections, max_size=max_connections, configure=_configure,
             timeout=connect_timeout, open=False, name="newsbot")
         self.pool.open(wait=True, timeout=connect_timeout)
+        self.replicas = ReadReplicas(read_dsns, self.pool, _configure, describe, replica_max_lag,
+                                     max_connections) if read_dsns else None
 
     def close(self) -> None:
-        self.pool.close()
+        try:
+            if self.replicas is not None:
+                self.replicas.close()
+        finally:
+            self.pool.close()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Row]]:
@@ -147,16 +159,31 @@ class PostgresStore(SharedSql):
 
         A committed transaction moves ``data_version`` on (last: it serialises writers) unless it cleared
         ``changed``."""
-        with self.pool.connection() as connection, connection.transaction():
-            transaction = PgTransaction(connection)
-            yield transaction
-            if transaction.changed:
-                connection.execute("UPDATE data_version SET version = version + 1")
+        with self.pool.connection() as connection:
+            with connection.transaction():
+                transaction = PgTransaction(connection)
+                yield transaction
+                if transaction.changed:
+                    connection.execute("UPDATE data_version SET version = version + 1")
+            if self.replicas is not None and transaction.changed:
+                self.replicas.wrote(connection)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Rows of one SQLite-style (``?``) statement."""
         with self.connection() as connection:
             return connection.execute(_translated(sql), tuple(params)).fetchall()
+
+    def reading(self, work: Callable[[psycopg.Connection[Row]], T]) -> T:
+        """``work`` run on a connection for a search's reads: a current read replica's when the library has
+        them, else the primary's."""
+        if self.replicas is None:
+            with self.connection() as connection:
+                return work(connection)
+        return self.replicas.read(work)
+
+    def search_query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one SQLite-style (``?``) statement of a search, read as ``reading`` reads."""
+        return self.reading(lambda connection: connection.execute(_translated(sql), tuple(params)).fetchall())
 
     # -- meta -------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -206,7 +233,8 @@ class PostgresStore(SharedSql):
         ids = list(dict.fromkeys(int(i) for i in article_ids))
         if not ids:
             return {}
-        rows = self.query("SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id = ANY(?::bigint[])", (ids,))
+        rows = self.search_query("SELECT a.*, 0 AS passage_count FROM articles a WHERE a.id = ANY(?::bigint[])",
+                                 (ids,))
         return {int(row["id"]): article_from_row(row) for row in rows}
 
     # -- passages and vectors -------------------------------------------------------------------------
@@ -265,7 +293,7 @@ class PostgresStore(SharedSql):
         ids = as_ids(passage_ids)
         if not ids:
             return {}
-        rows = self.query(
+        rows = self.search_query(
             'SELECT p.id, p.article_id, p.ordinal, p.start, p."end",'
             ' substr(a.text, p.start + 1, p."end" - p.start) AS text'
             " FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.id = ANY(?::bigint[])", (ids,))
@@ -277,7 +305,7 @@ class PostgresStore(SharedSql):
         ids = as_ids(passage_ids)
         if not ids:
             return {}
-        rows = self.query("SELECT p.id, p.article_id, a.published FROM passages p JOIN articles a"
+        rows = self.search_query("SELECT p.id, p.article_id, a.published FROM passages p JOIN articles a"
                            " ON a.id = p.article_id WHERE p.id = ANY(?::bigint[])", (ids,))
         return {int(r["id"]): PassageOrigin(int(r["article_id"]), parse_date(r["published"])) for r in rows}
 
@@ -296,33 +324,37 @@ class PostgresStore(SharedSql):
         words = query_words(question)
         if not words or limit <= 0:
             return []
-        with self.connection() as connection:
-            lexemes = self._question_lexemes(connection, words)
-            if not lexemes:
-                return []
-            total, average_length = self._collection_size(connection)
-            within = budget > 0 and total > budget
-            if within:
-                # Counting a common lexeme's matches means reading a large share of the table, so the
-                # planner's statistics (its most common lexemes) tell which are common, and only the
-                # others are counted, through the GIN index, up to the budget.
-                estimates = {lexeme: self._estimated_matches(connection, lexeme) for lexeme in lexemes}
-                counted = self._count_matches(connection, [x for x in lexemes if estimates[x] <= budget], budget + 1)
-                counts = {x: counted.get(x, min(total, max(budget + 1, estimates[x]))) for x in lexemes}
-            else:
-                counts = self._count_matches(connection, lexemes, None)
-            counts = {lexeme: count for lexeme, count in counts.items() if count > 0}
-            if not counts:
-                return []
-            total = max(total, *counts.values())
-            # Within a budget, passages holding one of the rarest lexemes; when even the rarest is too common, all.
-            chosen = rarest_within(counts, budget) if within else list(counts)
-            match = " | ".join(map(tsquery_lexeme, chosen)) if chosen else " & ".join(map(tsquery_lexeme, counts))
-            scored = list(counts)
-            weights = [bm25_idf(total, counts[lexeme]) for lexeme in scored]
-            rows = connection.execute(BM25_SQL, {
-                "lexemes": scored, "weights": weights, "match": match, "limit": limit,
-                "k1": BM25_K1, "b": BM25_B, "average": max(average_length, 1e-9)}).fetchall()
+        return self.reading(lambda connection: self._bm25(connection, words, limit, budget))
+
+    def _bm25(self, connection: psycopg.Connection[Row], words: list[str], limit: int,
+              budget: int) -> list[tuple[int, float]]:
+        """lexical_search on one connection."""
+        lexemes = self._question_lexemes(connection, words)
+        if not lexemes:
+            return []
+        total, average_length = self._collection_size(connection)
+        within = budget > 0 and total > budget
+        if within:
+            # Counting a common lexeme's matches means reading a large share of the table, so the
+            # planner's statistics (its most common lexemes) tell which are common, and only the
+            # others are counted, through the GIN index, up to the budget.
+            estimates = {lexeme: self._estimated_matches(connection, lexeme) for lexeme in lexemes}
+            counted = self._count_matches(connection, [x for x in lexemes if estimates[x] <= budget], budget + 1)
+            counts = {x: counted.get(x, min(total, max(budget + 1, estimates[x]))) for x in lexemes}
+        else:
+            counts = self._count_matches(connection, lexemes, None)
+        counts = {lexeme: count for lexeme, count in counts.items() if count > 0}
+        if not counts:
+            return []
+        total = max(total, *counts.values())
+        # Within a budget, passages holding one of the rarest lexemes; when even the rarest is too common, all.
+        chosen = rarest_within(counts, budget) if within else list(counts)
+        match = " | ".join(map(tsquery_lexeme, chosen)) if chosen else " & ".join(map(tsquery_lexeme, counts))
+        scored = list(counts)
+        weights = [bm25_idf(total, counts[lexeme]) for lexeme in scored]
+        rows = connection.execute(BM25_SQL, {
+            "lexemes": scored, "weights": weights, "match": match, "limit": limit,
+            "k1": BM25_K1, "b": BM25_B, "average": max(average_length, 1e-9)}).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
     @staticmethod

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import psycopg
 
 from index.stores.postgres.migrations import VECTOR_INDEX
+from index.stores.postgres.rows import Row
 from index.stores.postgres.store import PostgresStore, as_ids, as_vector
 
 # The nearest passages by cosine distance, which the HNSW index answers.
@@ -77,22 +79,28 @@ class PgVectorIndex:
         if k <= 0:
             return []
         query = as_vector(vector).reshape(-1)
-        with self.store.connection() as connection, connection.transaction():
-            # HNSW returns at most ef_search rows, so it is never below k.
-            connection.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, k)),))
-            rows = connection.execute(SEARCH_SQL, {"q": query, "k": k}).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
+
+        def nearest(connection: psycopg.Connection[Row]) -> list[Row]:
+            with connection.transaction():
+                # HNSW returns at most ef_search rows, so it is never below k.
+                connection.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, k)),))
+                return connection.execute(SEARCH_SQL, {"q": query, "k": k}).fetchall()
+
+        return [(int(r[0]), float(r[1])) for r in self.store.reading(nearest)]
 
     def lookup(self, passage_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The stored vectors of those of these passages that have one, by passage id (one query)."""
         ids = as_ids(passage_ids)
         if not ids:
             return {}
-        with self.store.connection() as connection:
+
+        def stored(connection: psycopg.Connection[Row]) -> dict[int, np.ndarray]:
             cursor = connection.cursor(binary=True)
             cursor.execute("SELECT id, vector FROM passages WHERE id = ANY(%s::bigint[]) AND vector IS NOT NULL",
                            (ids,))
             return {int(passage_id): vector.to_numpy().astype(np.float32, copy=False) for passage_id, vector in cursor}
+
+        return self.store.reading(stored)
 
     def reconstruct(self, passage_ids: Sequence[int]) -> np.ndarray:
         """The stored vectors, in the order asked; a passage without one is a KeyError."""

@@ -128,9 +128,13 @@ class PostgresSettings:
     # Answers kept for the "More passages" and "Sources" buttons (index/stores/postgres/results.py).
     result_ttl_hours: float = 48.0
     result_max_per_chat: int = 100
+    # Streaming standbys that serve searches (index/stores/postgres/replicas.py), and how far behind one may be.
+    read_dsns: tuple[str, ...] = ()
+    replica_max_lag_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         check = _Checks("postgres", self)
+        check.at_least("replica_max_lag_seconds", 0)
         check.at_least("pool_min", 0)
         check.at_least("pool_max", max(1, self.pool_min), "1 and at least pool_min")
         check.between("hnsw_m", *HNSW_M)

@@ -331,8 +331,8 @@ class AlertSettings:
     enabled: bool = True  # false: /follow is refused and no topic is matched
     max_topics: int = 10  # per reader
     max_per_day: int = 5  # alerts a reader gets in any 24 hours
-    min_score: float = 0.5  # a passage's cosine with the topic, at least (see docs/benchmarks.md)
-    candidates: int = 20  # passages of the topic's hybrid ranking a new article's passage must be among
+    min_score: float = 0.55  # a passage's cosine with the topic, at least (see docs/benchmarks.md)
+    candidates: int = 5  # passages of the topic's hybrid ranking a new article's passage must be among
     send_seconds: float = 15.0  # how often the bot sends the alerts and notices that wait
 
     def __post_init__(self) -> None:

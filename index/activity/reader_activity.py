@@ -137,18 +137,20 @@ class ReaderActivity:
             self.queue_alerts(article)
 
     def close_answered(self, article: Article) -> int:
-        """Ask the open questions again (alike wordings once); those whose first page now shows ``article``
-        are closed. Admins who asked for notices get one message saying how many; returns how many."""
+        """Ask the open questions again (alike wordings once); those whose first page now shows a passage of
+        ``article`` that would answer on its own (its cosine reaches search.min_dense_score) are closed.
+        Admins who asked for notices get one message saying how many; returns how many."""
         now = self.clock()
         since = now - timedelta(days=self.settings.insights.retention_days)
         by_wording: dict[str, list[int]] = {}
         for question in self.store.open_questions(since, self.settings.insights.reask_limit):
             by_wording.setdefault(" ".join(question.question.casefold().split()), []).append(question.id)
-        k = self.settings.search.k
+        search = self.settings.search
         answered: list[int] = []
         for wording, ids in by_wording.items():
-            answer = self.library.search(wording, k=k, mark=0)
-            if answer.answered and any(hit.article.id == article.id for hit in answer.hits[:k]):
+            answer = self.library.search(wording, k=search.k, mark=0)
+            if answer.answered and any(hit.article.id == article.id and hit.dense_score >= search.min_dense_score
+                                       for hit in answer.hits[:search.k]):
                 answered += ids
         closed = self.store.close_questions(answered, article.id, now) if answered else 0
         if closed:

@@ -52,12 +52,15 @@ NEGLIGIBLE_IDF = 1e-6
 # Passages a large library's average length is sampled from (pages of the table, at random but fixed).
 LENGTH_SAMPLE = 20_000
 # The passages holding a chosen lexeme, each scored by BM25 over all the question's lexemes: a lexeme's
-# count in a passage is the number of positions it holds in the passage's tsvector.
+# count in a passage is the number of positions it holds in the passage's tsvector. Only the question's
+# lexemes are unnested: setweight marks their positions A and ts_filter keeps the lexemes so marked (a
+# passage's whole tsvector would be several times more rows).
 BM25_SQL = """
 SELECT p.id, sum(t.weight * f.tf * (%(k1)s + 1)
                  / (f.tf + %(k1)s * (1 - %(b)s + %(b)s * p.token_count / %(average)s))) AS score
 FROM passages p
-CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(cardinality(u.positions), 1) AS tf FROM unnest(p.lexemes) u) f
+CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(cardinality(u.positions), 1) AS tf
+                    FROM unnest(ts_filter(setweight(p.lexemes, 'A', %(lexemes)s::text[]), '{a}')) u) f
 JOIN unnest(%(lexemes)s::text[], %(weights)s::float8[]) AS t(lexeme, weight) ON t.lexeme = f.lexeme
 WHERE p.lexemes @@ %(match)s::tsquery
 GROUP BY p.id

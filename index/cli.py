@@ -1,4 +1,5 @@
-"""Command line: python -m index add|list|remove|search|stats|feed|backup|restore|migrate|eval|eval-dialogues."""
+"""Command line: python -m index add|list|remove|search|stats|insights|feed|backup|restore|migrate|eval|
+eval-dialogues."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from index.activity.command import add_arguments as add_insights_arguments
+from index.activity.command import recording_adds, run_insights
 from index.articles import parse_date
 from index.config import LIBRARY_STORES, Settings, load_settings
 from index.errors import BackupError, ConfigError, IngestError, LibraryBusy, LibraryUnavailable
@@ -48,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--date", help="the question's date for the recency prior (default: today)")
 
     commands.add_parser("stats", help="counts and sizes")
+
+    insights = commands.add_parser("insights", help="what readers asked the bot, and the open questions")
+    add_insights_arguments(insights)
 
     backup = commands.add_parser("backup", help="copy the library into a new folder (safe while the bot runs)")
     backup.add_argument("path", type=Path)
@@ -316,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         with Library(settings, reranker=args.command == "search") as library:
             handler = {"add": _cmd_add, "list": _cmd_list, "remove": _cmd_remove, "search": _cmd_search,
                        "stats": _cmd_stats, "feed": _cmd_feed, "backup": _cmd_backup,
-                       "restore": _cmd_restore}[args.command]
-            return handler(library, args)
+                       "restore": _cmd_restore, "insights": run_insights}[args.command]
+            with recording_adds(library, active=args.command in {"add", "feed"}):
+                return handler(library, args)
     except (ConfigError, LibraryBusy, LibraryUnavailable, IngestError, BackupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -148,6 +148,10 @@ class Console:
             return [self.service.sources(CONSOLE_CHAT_ID, rest)]
         if kind == "list":
             return [self.service.list_page(CONSOLE_USER_ID, int(rest))]
+        if kind == "vote":
+            token, _, choice = rest.partition(":")
+            outcome = self.service.activity.vote(CONSOLE_CHAT_ID, token, CONSOLE_USER_ID, up=choice == "u")
+            return [Reply(escape(texts.vote_confirmation(outcome.status, outcome.up)))]
         return [Reply(texts.STALE_BUTTON)]
 
     def add(self, argument: str) -> list[Reply]:

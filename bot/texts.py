@@ -188,6 +188,14 @@ VOTE_RECORDED = {True: "Thanks for the 👍", False: "Thanks for the 👎: it he
 VOTE_CHANGED = {True: "Changed to 👍", False: "Changed to 👎"}
 VOTE_SAME = {True: "You already voted 👍", False: "You already voted 👎"}
 VOTE_UNKNOWN = "That answer is too old to vote on."
+
+
+def vote_confirmation(status: str, up: bool) -> str:
+    """The presser's confirmation of a vote (plain text): ``status`` as ReaderActivity.vote says it."""
+    by_status = {"recorded": VOTE_RECORDED, "changed": VOTE_CHANGED, "same": VOTE_SAME}
+    return by_status[status][up] if status in by_status else VOTE_UNKNOWN
+
+
 REASON_QUESTION = "What was wrong with the answer? (optional, one tap)"
 REASON_THANKS = "Thanks, noted."
 

@@ -25,17 +25,6 @@ VOTE_PATTERN = re.compile(r"^vote:(?P<token>[^:]+):(?P<choice>[ud])$")
 REASON_PATTERN = re.compile(r"^why:(?P<question>[0-9]{1,18}):(?P<code>[a-z])$")
 
 
-def vote_confirmation(status: str, up: bool) -> str:
-    """The presser's confirmation of a vote (plain text)."""
-    if status == "recorded":
-        return texts.VOTE_RECORDED[up]
-    if status == "changed":
-        return texts.VOTE_CHANGED[up]
-    if status == "same":
-        return texts.VOTE_SAME[up]
-    return texts.VOTE_UNKNOWN
-
-
 def reason_prompt(question_id: int) -> Reply:
     """The one-tap question after a 👎: one button per reason."""
     return Reply(texts.REASON_QUESTION, (tuple(Button(words, f"why:{question_id}:{code}")
@@ -50,7 +39,7 @@ async def on_vote(update: Update, context: BotContext) -> None:
     up = context.match["choice"] == "u"
     outcome = await asyncio.to_thread(context.service.activity.vote, query.message.chat.id, context.match["token"],
                                       query.from_user.id, up)
-    await query.answer(vote_confirmation(outcome.status, up))
+    await query.answer(texts.vote_confirmation(outcome.status, up))
     if outcome.question_id is not None and not up and outcome.status != "same":
         try:
             await send_replies(context, query.from_user.id, [reason_prompt(outcome.question_id)])

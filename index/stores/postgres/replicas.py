@@ -50,7 +50,7 @@ class Standby:
     usable: bool = True  # by the last check
     failed_until: float = 0.0
     reason: str = ""  # why it was last skipped ("" while it serves)
-    served: int = 0  # reads it answered
+    served: int = 0  # reads it answered (a count for people and tests)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -138,6 +138,10 @@ class ReadReplicas:
         with standby.lock:
             standby.failed_until, standby.usable, standby.checked_at = retry_at, False, -math.inf
         self._log_change(standby, reason, logging.WARNING)
+        try:
+            standby.pool.check()  # drop the pool's other connections that died with this one
+        except psycopg.Error:
+            pass
 
     @staticmethod
     def _log_change(standby: Standby, reason: str, level: int) -> None:

@@ -146,14 +146,14 @@ def test_groups_answer_only_when_mentioned(bot: RunningBot) -> None:
 
 
 def test_unknown_commands_point_to_help_in_private_and_when_addressed_in_groups(bot: RunningBot) -> None:
-    for command in ("/hlep", "/follow"):
+    for command in ("/hlep", "/watch"):
         [reply] = bot.ask(510, f"{command} the port strike")
         assert reply["text"] == f"I don't know {command}. Send /help to see what I can do."
     group, username = -1002, bot.server.bot_user["username"]
     bot.server.send_text(group, "/hlep", chat_type="group", user_id=7)  # for whichever bot knows it: quiet
-    bot.server.send_text(group, "/follow@OtherNewsBot", chat_type="group", user_id=7)  # another bot's: quiet
-    [reply] = bot.ask(group, f"/follow@{username} the port strike", chat_type="group", user_id=7)
-    assert reply["text"] == "I don't know /follow. Send /help to see what I can do."
+    bot.server.send_text(group, "/watch@OtherNewsBot", chat_type="group", user_id=7)  # another bot's: quiet
+    [reply] = bot.ask(group, f"/watch@{username} the port strike", chat_type="group", user_id=7)
+    assert reply["text"] == "I don't know /watch. Send /help to see what I can do."
     [known] = bot.ask(group, f"/help@{username}", chat_type="group", user_id=7)
     assert known["text"].startswith("I answer questions")
     time.sleep(2)  # time for a reply to the quiet ones, were one coming

@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     from index.search.train_reranker import add_arguments
 
     add_arguments(train)
+    sentence_training = commands.add_parser(
+        "train-sentence-scorer", help="fine-tune the answer-sentence scorer on SQuAD (slow)")
+    from index.search.train_sentence_scorer import add_arguments as add_sentence_arguments
+
+    add_sentence_arguments(sentence_training)
     return parser
 
 
@@ -319,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
             from index.search.train_reranker import run
 
             return run(args)
+        if args.command == "train-sentence-scorer":
+            from index.search.train_sentence_scorer import run as run_sentence_training
+
+            return run_sentence_training(args)
         with Library(settings, reranker=args.command == "search") as library:
             handler = {"add": _cmd_add, "list": _cmd_list, "remove": _cmd_remove, "search": _cmd_search,
                        "stats": _cmd_stats, "feed": _cmd_feed, "backup": _cmd_backup,

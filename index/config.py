@@ -243,6 +243,18 @@ class RerankerSettings:
 
 
 @dataclass(frozen=True)
+class SentenceSettings:
+    scorer: str = "off"  # "shipped", a file from `python -m index train-sentence-scorer`, or "off"
+    weight: float = 1.0  # how much its probability adds to a sentence's cosine-and-keyword score
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        check = _Checks("sentences", self)
+        check.at_least("weight", 0)
+        check.one_of("precision", RERANKER_PRECISIONS)
+
+
+@dataclass(frozen=True)
 class FetchSettings:
     timeout: float = 15.0
     max_redirects: int = 5
@@ -353,6 +365,7 @@ class Settings:
     search: SearchSettings = field(default_factory=SearchSettings)
     vectors: VectorSettings = field(default_factory=VectorSettings)
     reranker: RerankerSettings = field(default_factory=RerankerSettings)
+    sentences: SentenceSettings = field(default_factory=SentenceSettings)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     feeds: FeedSettings = field(default_factory=FeedSettings)
     bot: BotSettings = field(default_factory=BotSettings)
@@ -543,12 +556,13 @@ def _given_value(section: str, key: str, given: Mapping[str, Any], env: Mapping[
 
 
 def _resolved_path(section: str, key: str, value: Any, base_dir: Path) -> Any:
-    """library.data_dir, and reranker.model when it names a file, with a relative path taken from the
-    config file's folder (wherever the value came from)."""
+    """library.data_dir, and reranker.model and sentences.scorer when they name a file, with a relative
+    path taken from the config file's folder (wherever the value came from)."""
     if (section, key) == ("library", "data_dir"):
         path = value.expanduser()
         return path if path.is_absolute() else base_dir / path
-    if (section, key) == ("reranker", "model") and value.strip().lower() not in RERANKER_OFF:
+    if (section, key) in {("reranker", "model"), ("sentences", "scorer")} and \
+            value.strip().lower() not in RERANKER_OFF + ("shipped",):
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else base_dir / path)
     return value

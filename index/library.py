@@ -35,6 +35,7 @@ from index.ingest.files import read_article_file
 from index.ingest.near_duplicates import NearDuplicateIndex, signature
 from index.search.hybrid import Answer, HybridSearcher
 from index.search.reranker import Reranker, load_reranker
+from index.search.sentence_scorer import load_sentence_scorer
 from index.stores.backends import open_backend
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,8 @@ class Library:
             reranker = load_reranker(settings.reranker)
         self.reranker: Reranker | None = reranker or None
         self.searcher = HybridSearcher(self.store, self.vectors, self.backend.keywords, self.embedder,
-                                       settings.search, self.reranker, settings.reranker)
+                                       settings.search, self.reranker, settings.reranker,
+                                       load_sentence_scorer(settings.sentences), settings.sentences)
         # Called with each article added or replaced (whatever the source: command, upload, feed), after it
         # is committed; a listener's failure is logged, never the add's (e.g. re-asking open questions, alerts).
         self.after_add: list[Callable[[Article], None]] = []

@@ -29,6 +29,7 @@ from index.eval.bootstrap import print_differences
 from index.library import Library
 from index.search.hybrid import HybridSearcher
 from index.search.reranker import Reranker, load_reranker
+from index.search.sentence_scorer import load_sentence_scorer
 
 if TYPE_CHECKING:
     from index.stores.postgres.scratch import ScratchDatabases
@@ -189,7 +190,8 @@ class ScoreMemo:
 def searchers(library: Library, variants: dict[str, Settings]) -> dict[str, HybridSearcher]:
     """One searcher per named configuration, all over the library's store, vectors and models."""
     return {name: HybridSearcher(library.store, library.vectors, library.backend.keywords, library.embedder,
-                                 variant.search, library.reranker, variant.reranker)
+                                 variant.search, library.reranker, variant.reranker,
+                                 load_sentence_scorer(variant.sentences), variant.sentences)
             for name, variant in variants.items()}
 
 
@@ -287,8 +289,9 @@ def parse_variants(base: Settings, specs: Sequence[str]) -> dict[str, Settings]:
         if not sep or not name.strip():
             raise ConfigError(f"--variant {spec!r}: expected NAME:SECTION.KEY=VALUE[,SECTION.KEY=VALUE]")
         overrides = [item for item in body.split(",") if item.strip()]
-        if any(item.strip().split(".")[0] not in {"search", "reranker"} for item in overrides):
-            raise ConfigError(f"--variant {spec!r}: only search.* and reranker.* keys can vary within one run")
+        if any(item.strip().split(".")[0] not in {"search", "reranker", "sentences"} for item in overrides):
+            raise ConfigError(f"--variant {spec!r}: only search.*, reranker.* and sentences.* keys can vary "
+                              "within one run")
         variants[name.strip()] = apply_overrides(base, overrides)
     return variants
 
@@ -335,11 +338,12 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     print(f"dataset {dataset}: {len(drafts)} articles ({statuses}), {stats.passages} passages,"
           f" {len(questions)} questions{dated}")
     print(f"settings: chunking {dataclasses.asdict(settings.chunking)}; search {dataclasses.asdict(settings.search)};"
-          f" reranker {dataclasses.asdict(settings.reranker) if loaded else 'off (no file)'}")
+          f" reranker {dataclasses.asdict(settings.reranker) if loaded else 'off (no file)'};"
+          f" sentences {dataclasses.asdict(settings.sentences)}")
     print(f"build {build_seconds:.1f} s (embedding cache: {embedder.hits} hits, {embedder.misses} misses)")
     for name, variant_results in results.items():
         if len(variants) > 1:
-            changed = {f"{section}.{key}": value for section in ("search", "reranker")
+            changed = {f"{section}.{key}": value for section in ("search", "reranker", "sentences")
                        for key, value in dataclasses.asdict(getattr(variants[name], section)).items()
                        if value != getattr(getattr(settings, section), key)}
             print(f"\n== {name} {changed or ''}")

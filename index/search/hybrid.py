@@ -12,11 +12,12 @@ from datetime import date, datetime, timezone
 import numpy as np
 
 from index.articles import Article
-from index.config import RerankerSettings, SearchSettings
+from index.config import RerankerSettings, SearchSettings, SentenceSettings
 from index.embedding.embedder import Embedder
 from index.ingest.chunking import split_sentences
 from index.search.answer_sentence import CandidateSentence, score_sentences
 from index.search.reranker import Reranker, passage_input
+from index.search.sentence_scorer import SentenceScorer
 from index.stores.base import KeywordSearch, Store, VectorSearch
 
 # Share of the recency bonus given to an article whose date is unknown.
@@ -90,7 +91,8 @@ class HybridSearcher:
 
     def __init__(self, store: Store, vectors: VectorSearch, keywords: KeywordSearch, embedder: Embedder,
                  settings: SearchSettings, reranker: Reranker | None = None,
-                 rerank_settings: RerankerSettings | None = None) -> None:
+                 rerank_settings: RerankerSettings | None = None, sentence_scorer: SentenceScorer | None = None,
+                 sentence_settings: SentenceSettings | None = None) -> None:
         self.store = store
         self.vectors = vectors
         self.keywords = keywords
@@ -98,6 +100,8 @@ class HybridSearcher:
         self.settings = settings
         self.rerank_settings = rerank_settings or RerankerSettings()
         self.reranker = reranker if self.rerank_settings.candidates > 0 else None
+        self.sentence_scorer = sentence_scorer
+        self.sentence_settings = sentence_settings or SentenceSettings()
 
     @property
     def refusal_threshold(self) -> float | None:
@@ -244,6 +248,10 @@ class HybridSearcher:
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
         else:
             readings = np.zeros(len(sentences), dtype=np.float32)
+        if self.sentence_scorer is not None and sentences:
+            titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
+            readings = readings + self.sentence_settings.weight * self.sentence_scorer.score(
+                question, list(zip(titles, sentences)))
         ranks = [rank for rank, spans in enumerate(spans_per_hit) for _ in spans]
         candidates = [CandidateSentence(text, rank, float(reading))
                       for text, rank, reading in zip(sentences, ranks, readings)]

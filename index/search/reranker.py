@@ -25,6 +25,19 @@ from index.config import RERANKER_OFF, RERANKER_PRECISIONS, RerankerSettings
 log = logging.getLogger(__name__)
 FORMAT = "newsbot-cross-encoder/1"
 FROZEN_KEYS = ("bert.embeddings.word_embeddings.weight",)
+
+
+def is_frozen(name: str, frozen_layers: int = 0) -> bool:
+    """Whether training keeps this weight as the bundled model has it (so a file need not store it): the
+    word embeddings always; with ``frozen_layers`` N, every embedding and the first N transformer layers."""
+    if name in FROZEN_KEYS:
+        return True
+    if frozen_layers <= 0:
+        return False
+    if name.startswith("bert.embeddings."):
+        return True
+    prefix = "bert.encoder.layer."
+    return name.startswith(prefix) and int(name[len(prefix):].split(".", 1)[0]) < frozen_layers
 DEFAULT_MAX_LENGTH = 256
 
 
@@ -116,24 +129,27 @@ class RerankerInfo:
 class Reranker:
     """Loads the cross-encoder once; ``score`` returns a relevance probability per passage."""
 
-    def __init__(self, path: Path, precision: str = "auto") -> None:
+    def __init__(self, path: Path, precision: str = "auto", file_format: str = FORMAT) -> None:
         import torch
         from safetensors import safe_open
 
         self.path = path
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a reranker file of this project (format {metadata.get('format')!r})")
+            if metadata.get("format") != file_format:
+                raise ValueError(f"{path} is not a {file_format.split('/')[0]} file of this project "
+                                 f"(format {metadata.get('format')!r})")
             weights = {key: handle.get_tensor(key).float() for key in handle.keys()}
+        frozen_layers = int(metadata.get("frozen_layers", 0))
         self.info = RerankerInfo(threshold=float(metadata.get("threshold", 0.5)),
                                  max_length=int(metadata.get("max_length", DEFAULT_MAX_LENGTH)),
                                  training=json.loads(metadata.get("training", "{}")))
         model, self._tokenizer = build_classifier()
         missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or set(missing) - set(FROZEN_KEYS):
+        absent = sorted(name for name in missing if not is_frozen(name, frozen_layers))
+        if unexpected or absent:
             raise ValueError(f"{path} does not fit the MiniLM cross-encoder "
-                             f"(missing {sorted(set(missing) - set(FROZEN_KEYS))[:3]}, unexpected {unexpected[:3]})")
+                             f"(missing {absent[:3]}, unexpected {unexpected[:3]})")
         self.precision = choose_precision(precision)
         self.bf16 = self.precision == "bf16"
         self._model = quantize_int8(model.eval()) if self.precision == "int8" else model.eval()

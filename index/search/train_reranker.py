@@ -33,9 +33,9 @@ from index.eval.evaluate import contains_answer
 from index.search.reranker import (
     DEFAULT_MAX_LENGTH,
     FORMAT,
-    FROZEN_KEYS,
     build_classifier,
     cpu_has_fast_bf16,
+    is_frozen,
     passage_input,
 )
 from index.stores.embedded.fts_reference import fts_query
@@ -68,6 +68,7 @@ class TrainingOptions:
     warmup_share: float = 0.1
     max_length: int = DEFAULT_MAX_LENGTH
     max_minutes: float = 0.0  # 0: no limit
+    frozen_layers: int = 0  # transformer layers kept as the bundled model has them (with the embeddings)
     calibration_questions: int = 1500
     refusal_precision: float = 0.9
     seed: int = 13
@@ -141,15 +142,21 @@ def _tokenize(tokenizer, questions: Sequence[str], texts: Sequence[str], max_len
                      padding=True, return_tensors="pt")
 
 
-def train(passages: dict[int, Passage], groups: list[tuple[str, list[int]]], options: TrainingOptions,
-          rng: random.Random):
-    """Fine-tune the classifier on the groups; returns it with a summary of the run."""
+def passage_groups(passages: dict[int, Passage], groups: list[tuple[str, list[int]]]) -> list[tuple[str, list[str]]]:
+    """The groups of passage ids as the texts the cross-encoder reads (title, then passage)."""
+    return [(question, [passage_input(passages[pid].title, passages[pid].text) for pid in ids])
+            for question, ids in groups]
+
+
+def train(groups: list[tuple[str, list[str]]], options: TrainingOptions, rng: random.Random):
+    """Fine-tune the classifier on the groups (a question, then the texts it reads: the positive first,
+    then the negatives, every group the same size); returns it with a summary of the run."""
     import torch
 
     torch.manual_seed(options.seed)
     model, tokenizer = build_classifier()
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = name not in FROZEN_KEYS
+        parameter.requires_grad = not is_frozen(name, options.frozen_layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.dim() > 1]
     no_decay = [p for p in trainable if p.dim() <= 1]
@@ -174,8 +181,8 @@ def train(passages: dict[int, Passage], groups: list[tuple[str, list[int]]], opt
             log.warning("stopping after %d of %d steps: --max-minutes reached", step, steps)
             break
         batch = groups[step * options.groups_per_batch:(step + 1) * options.groups_per_batch]
-        questions = [question for question, ids in batch for _ in ids]
-        texts = [passage_input(passages[pid].title, passages[pid].text) for _, ids in batch for pid in ids]
+        questions = [question for question, texts in batch for _ in texts]
+        texts = [text for _, group in batch for text in group]
         encoded = _tokenize(tokenizer, questions, texts, options.max_length)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(**encoded).logits.squeeze(-1).float().view(len(batch), group_size)
@@ -251,15 +258,16 @@ def calibrate(model, tokenizer, data_dir: Path, options: TrainingOptions, bf16: 
     return result
 
 
-def save(model, path: Path, threshold: float, options: TrainingOptions, training: dict) -> int:
+def save(model, path: Path, threshold: float, options: TrainingOptions, training: dict, file_format: str = FORMAT,
+         data: str = "SQuAD v1.0 train (CC BY-SA 4.0), Rajpurkar et al. 2016; calibrated on SQuAD 2.0 dev") -> int:
     """Write the fp16 weights (without the frozen word embeddings) and metadata; returns the file size."""
     from safetensors.torch import save_file
 
     state = {key: value.detach().to("cpu").half().contiguous()
-             for key, value in model.state_dict().items() if key not in FROZEN_KEYS}
-    metadata = {"format": FORMAT, "base_model": "all-MiniLM-L6-v2", "threshold": f"{threshold:.6f}",
-                "max_length": str(options.max_length), "training": json.dumps(training, sort_keys=True),
-                "data": "SQuAD v1.0 train (CC BY-SA 4.0), Rajpurkar et al. 2016; calibrated on SQuAD 2.0 dev"}
+             for key, value in model.state_dict().items() if not is_frozen(key, options.frozen_layers)}
+    metadata = {"format": file_format, "base_model": "all-MiniLM-L6-v2", "threshold": f"{threshold:.6f}",
+                "max_length": str(options.max_length), "frozen_layers": str(options.frozen_layers),
+                "training": json.dumps(training, sort_keys=True), "data": data}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     save_file(state, str(temporary), metadata=metadata)
@@ -300,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     groups = training_groups(passages, questions, options, rng)
     print(f"{len(groups)} training groups of {1 + options.hard_negatives + options.easy_negatives} passages "
           f"({time.monotonic() - started:.0f} s to mine negatives)", file=sys.stderr)
-    model, tokenizer, summary = train(passages, groups, options, rng)
+    model, tokenizer, summary = train(passage_groups(passages, groups), options, rng)
     calibration = calibrate(model, tokenizer, args.data_dir, options, summary["bf16"], rng)
     print("calibration on SQuAD 2.0 dev: " + json.dumps({k: round(v, 3) for k, v in calibration.items()}), file=sys.stderr)
     training = {**asdict(options), **summary, "calibration": calibration,

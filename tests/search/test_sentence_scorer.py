@@ -1,0 +1,126 @@
+"""The answer-sentence scorer: its training groups, the training command and its file, what happens
+without it, and how it chooses the sentence a reply leads with."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+from pathlib import Path
+
+import pytest
+
+from index.config import SentenceSettings, Settings
+from index.embedding.embedder import Embedder
+from index.library import Library
+from index.search.sentence_scorer import load_sentence_scorer, resolve_scorer_path
+from index.search.train_reranker import Passage, Question
+from index.search.train_sentence_scorer import SentenceOptions, answer_sentence, sentence_groups
+from tests.support.helpers import run_cli
+
+TOPICS = ["harbour museum", "river bridge", "city library", "mountain railway", "solar farm", "night market"]
+
+
+def paragraphs() -> tuple[dict[int, Passage], list[Question]]:
+    """Three-sentence paragraphs, two per topic, each with a question answered by its second sentence."""
+    passages, questions = {}, []
+    for number, topic in enumerate(TOPICS * 2):
+        text = (f"The {topic} of town {number} drew crowds this spring. "
+                f"It opened in {1990 + number} after a vote by the council. "
+                f"Visitors praised the {topic} and its staff.")
+        passages[number] = Passage(number, topic.title(), text)
+        questions.append(Question(f"When did the {topic} of town {number} open?", number, True, str(1990 + number)))
+    return passages, questions
+
+
+def write_squad_paragraphs(folder: Path) -> None:
+    passages, questions = paragraphs()
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train-v1.0", "dev-v2.0"):
+        for name, rows in (("passages", [vars(p) for p in passages.values()]),
+                           ("questions", [{"question": q.question, "passage_id": q.passage_id,
+                                           "answerable": q.answerable, "answer": q.answer} for q in questions])):
+            with gzip.open(folder / f"{split}.{name}.jsonl.gz", "wt", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+@pytest.fixture(scope="session")
+def trained_scorer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scorer file written by the real training command on the tiny data set (a few steps)."""
+    work = tmp_path_factory.mktemp("scorer")
+    write_squad_paragraphs(work / "squad")
+    out = work / "out" / "sentence-scorer.safetensors"
+    result = run_cli("train-sentence-scorer", str(work / "squad"), str(out), "--questions", "8",
+                     "--groups-per-batch", "4", "--check-questions", "6", "--max-length", "64", data_dir=work / "data")
+    assert result.returncode == 0, result.stderr
+    assert "check on SQuAD 2.0 dev" in result.stderr
+    return out
+
+
+def test_a_group_is_the_answer_sentence_then_sentences_without_the_answer() -> None:
+    passages, questions = paragraphs()
+    options = SentenceOptions(questions=100, paragraph_negatives=2, other_article_negatives=1, same_article_negatives=0)
+    groups = sentence_groups(passages, questions, options, random.Random(1))
+    assert len(groups) == len(questions)
+    answers = {q.question: q.answer for q in questions}
+    for question, texts in groups:
+        assert len(texts) == options.group_size
+        assert answers[question] in texts[0] and "opened in" in texts[0]
+        assert all(answers[question] not in text for text in texts[1:])
+        assert texts[0].split("\n")[0] in question.title()  # read with its article's title
+
+
+def test_a_question_whose_answer_is_in_several_sentences_is_left_out() -> None:
+    assert answer_sentence(["It opened in 1990.", "It closed in 2001."], "1990") == 0
+    assert answer_sentence(["It opened in 1990.", "In 1990 it won a prize."], "1990") is None
+    assert answer_sentence(["It opened.", "It closed."], "1990") is None
+
+
+def test_train_command_writes_a_small_loadable_file(trained_scorer: Path, tmp_path: Path) -> None:
+    assert trained_scorer.stat().st_size < 25_000_000  # fp16, without the frozen embeddings and layers
+    scorer = load_sentence_scorer(SentenceSettings(scorer=str(trained_scorer)))
+    assert scorer is not None
+    scores = scorer.score("When did the bridge open?", [("River Bridge", "It opened in 1991."), ("Other", "Rain.")])
+    assert scores.shape == (2,) and all(0.0 <= value <= 1.0 for value in scores)
+    assert scorer.score("anything", []).shape == (0,)
+    assert load_sentence_scorer(SentenceSettings(scorer=str(trained_scorer))) is scorer  # loaded once per process
+    missing = run_cli("train-sentence-scorer", str(tmp_path / "nowhere"), str(tmp_path / "x"), data_dir=tmp_path / "d")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_missing_damaged_or_foreign_files_switch_the_scorer_off(trained_reranker: Path, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"\x00not a safetensors file" * 10)
+    assert resolve_scorer_path("off") is None and resolve_scorer_path("shipped").name == "sentence-scorer.safetensors"
+    with caplog.at_level(logging.WARNING):
+        for configured in ("off", str(tmp_path / "missing.safetensors"), str(damaged), str(trained_reranker)):
+            assert load_sentence_scorer(SentenceSettings(scorer=configured)) is None
+    assert "not found" in caplog.text and "is not a newsbot-sentence-scorer file" in caplog.text
+
+
+def test_the_scorer_chooses_the_lead_sentence(trained_scorer: Path, sample_library_dir: Path,
+                                              embedded_settings: Settings, embedder: Embedder) -> None:
+    settings = embedded_settings.replace("library", data_dir=sample_library_dir)
+    question = "what did the UN Security Council say?"
+    with Library(settings, embedder=embedder) as plain:
+        assert plain.searcher.sentence_scorer is None
+        without = plain.search(question)
+    # a weight this large lets the scorer alone decide among the page's sentences
+    scored = settings.replace("sentences", scorer=str(trained_scorer), weight=1000.0)
+    with Library(scored, embedder=embedder) as lib:
+        scorer = lib.searcher.sentence_scorer
+        assert scorer is not None
+        answer = lib.search(question)
+    assert [hit.passage_id for hit in answer.hits] == [hit.passage_id for hit in without.hits]  # ranking unchanged
+    page = answer.hits[:3]
+    candidates = [(hit.article.title, sentence) for hit in page for sentence in sentences_in(hit.text)]
+    best = max(zip(scorer.score(question, candidates).tolist(), [text for _, text in candidates]))[1]
+    assert answer.lead_hit is not None and answer.lead_hit.best_sentence_text == best
+
+
+def sentences_in(text: str) -> list[str]:
+    from index.ingest.chunking import split_sentences
+
+    return [text[span.start:span.end] for span in split_sentences(text)]

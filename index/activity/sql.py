@@ -228,8 +228,8 @@ class SharedActivitySql(ABC):
         return Forgotten(questions=max(questions, 0), votes=max(votes, 0), topics=max(topics, 0))
 
     def prune(self, before: datetime, now: datetime) -> int:
-        """Delete the questions, votes and alert records older than ``before`` (alert records are kept a day
-        at least, for the per-day limit); returns how many rows went."""
+        """Delete the questions, votes, alert records and unsent messages older than ``before`` (alert records
+        are kept a day at least, for the per-day limit); returns how many rows went."""
         cutoff = seconds(before)
         with self.connection() as db:
             gone = db.execute("DELETE FROM activity_votes WHERE voted_at < ? OR question_id IN"
@@ -237,5 +237,6 @@ class SharedActivitySql(ABC):
             gone += db.execute("DELETE FROM activity_questions WHERE asked_at < ?", (cutoff,)).rowcount
             gone += db.execute("DELETE FROM activity_alerts WHERE sent_at < ?",
                                (min(cutoff, seconds(now) - DAY_SECONDS),)).rowcount
+            gone += db.execute("DELETE FROM activity_outbox WHERE queued_at < ?", (cutoff,)).rowcount
         return gone
 

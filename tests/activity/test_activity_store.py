@@ -109,7 +109,9 @@ def test_rows_older_than_the_retention_expire(library: Library, settings: Settin
     store.vote(old, "v", DOWN, NOW - timedelta(days=31))
     recent = ask(store, token="t2", at=NOW - timedelta(days=1))
     store.claim_alert(1, 5, NOW - timedelta(days=31), 5)
-    assert store.prune(NOW - timedelta(days=30), NOW) == 3
+    store.queue(5, {"kind": "alert"}, NOW - timedelta(days=31))  # never sent: no bot ran
+    assert store.prune(NOW - timedelta(days=30), NOW) == 4
+    assert store.take_queued(10) == []
     assert [q.id for q in store.questions_since(NOW - timedelta(days=60))] == [recent]
     assert store.prune(NOW - timedelta(days=30), NOW) == 0
 

@@ -112,3 +112,17 @@ def test_retention_deletes_old_questions(activity: ReaderActivity) -> None:
     assert activity.prune(force=True) == 1
     assert [q.question for q in activity.report(days=60).groups] == [] and activity.report(days=60).questions == 1
     old.library.after_add.remove(old.article_added)
+
+
+def test_the_weekly_digest_is_off_by_default_and_claimed_once_a_week(activity: ReaderActivity) -> None:
+    assert not activity.digest_due()
+    monday = datetime(2026, 6, 1, 9, tzinfo=timezone.utc)
+    week = {"now": monday}
+    weekly = ReaderActivity(activity.store, activity.library, activity.settings.replace("insights", digest=True),
+                            clock=lambda: week["now"])
+    assert weekly.digest_due() and not weekly.digest_due()  # a second process in the same week
+    week["now"] = monday + timedelta(days=6)
+    assert not weekly.digest_due()
+    week["now"] = monday + timedelta(days=7)
+    assert weekly.digest_due()
+    weekly.library.after_add.remove(weekly.article_added)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # What a reader can say was wrong after a 👎: the code in the button's data, and its words.
 REASONS = {"q": "not what I asked", "w": "wrong or outdated", "m": "something missing"}
+# Open questions grouped for a report, at most (the newest).
+GROUPED_AT_MOST = 2000
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,12 @@ def build_report(store: "SharedActivitySql", library: "Library", settings: Insig
 
 def open_groups(library: "Library", questions: Sequence[AskedQuestion], settings: InsightsSettings,
                 ) -> list[OpenGroup]:
-    """The open questions grouped by embedding similarity, the largest groups first (at most groups_shown);
-    each group's example is its newest wording."""
+    """The open questions (the newest GROUPED_AT_MOST) grouped by embedding similarity, the largest groups
+    first (at most groups_shown); each group's example is its newest wording."""
     if not questions:
         return []
-    newest_first = sorted(questions, key=lambda question: question.id, reverse=True)
-    vectors = unit_rows([library.embedder.embed_query(question.question) for question in newest_first])
+    newest_first = sorted(questions, key=lambda question: question.id, reverse=True)[:GROUPED_AT_MOST]
+    vectors = unit_rows(library.embedder.embed([question.question for question in newest_first], kind="query"))
     groups = group_similar(vectors, settings.group_similarity)[: settings.groups_shown]
     shown = []
     for members in groups:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from index.activity.alerts import article_match, ranked_for_topic
 from index.activity.insights import REASONS, InsightsReport, build_report
+from index.activity.prefilter import QueryVectors, article_vectors, reaching
 from index.activity.privacy import ReaderHashes
 from index.activity.records import DOWN, UP, Forgotten, Outgoing, Topic
 from index.articles import Article
@@ -56,6 +57,7 @@ class ReaderActivity:
         self.settings = settings
         self.clock = clock
         self.hashes = ReaderHashes(store.salt())
+        self.query_vectors = QueryVectors(library.embedder)
         self._next_prune = 0.0
         if self.insights_on or self.alerts_on:
             library.after_add.append(self.article_added)
@@ -145,9 +147,15 @@ class ReaderActivity:
         by_wording: dict[str, list[int]] = {}
         for question in self.store.open_questions(since, self.settings.insights.reask_limit):
             by_wording.setdefault(" ".join(question.question.casefold().split()), []).append(question.id)
+        if not by_wording:
+            return 0
         search = self.settings.search
+        wordings = list(by_wording)
+        passages = article_vectors(self.library, article.id)
+        could = reaching(self.query_vectors.of(wordings), passages, search.min_dense_score)
         answered: list[int] = []
-        for wording, ids in by_wording.items():
+        for wording in (wording for wording, close in zip(wordings, could) if close):
+            ids = by_wording[wording]
             answer = self.library.search(wording, k=search.k, mark=0)
             if answer.answered and any(hit.article.id == article.id and hit.dense_score >= search.min_dense_score
                                        for hit in answer.hits[:search.k]):
@@ -164,9 +172,14 @@ class ReaderActivity:
         """Match every topic against the article; each reader with a match gets one alert (their best
         matching passage), within their daily limit. Returns how many alerts were queued."""
         settings = self.settings.alerts
+        topics = self.store.topics()
+        if not topics:
+            return 0
+        could = reaching(self.query_vectors.of([topic.topic for topic in topics]),
+                         article_vectors(self.library, article.id), settings.min_score)
         rankings: dict[str, Answer] = {}
         best: dict[int, tuple[Topic, float, int, tuple[int, int] | None]] = {}
-        for topic in self.store.topics():
+        for topic in (topic for topic, match in zip(topics, could) if match):
             if topic.topic not in rankings:
                 rankings[topic.topic] = ranked_for_topic(self.library, topic.topic, settings)
             hit = article_match(self.library, rankings[topic.topic], article.id, settings)

@@ -2,13 +2,24 @@
 -- scores it: besides each word's count in a passage (the positions its lexeme holds in passages.lexemes),
 -- BM25 needs each passage's length in words, and the average length over the library.
 --
--- The length counts every position of the passage's tsvector (stemmed words and numbers alike: the text
--- search configuration drops no stop words). A generated column cannot read another generated column, so
--- the tsvector is made again from the body here. Adding the column rewrites the passages table once.
+-- The words are cut as the embedded store's FTS5 tokenizer ("porter unicode61") cuts them, as far as
+-- PostgreSQL's parser allows: the original Porter stemmer instead of Snowball's English one, and a
+-- hyphenated word only as its parts ("self-driving": "self", "drive"), not also whole.
+ALTER TEXT SEARCH DICTIONARY newsbot_stem (LANGUAGE = porter);
+ALTER TEXT SEARCH CONFIGURATION newsbot_english DROP MAPPING IF EXISTS FOR asciihword, hword, numhword;
 
+-- A passage's length counts every position of its tsvector (stemmed words and numbers alike: the
+-- configuration drops no stop words).
 CREATE FUNCTION newsbot_token_count(tsvector) RETURNS integer
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT coalesce(sum(coalesce(cardinality(positions), 1)), 0)::integer FROM unnest($1) $$;
 
+-- The lexemes are made again with the changed configuration, and the lengths beside them (a generated
+-- column cannot read another, so each makes the tsvector from the body). This rewrites the passages
+-- table once, and rebuilds its GIN index.
 ALTER TABLE passages
-    ADD COLUMN token_count integer GENERATED ALWAYS AS (newsbot_token_count(to_tsvector('newsbot_english', body))) STORED;
+    DROP COLUMN lexemes,
+    ADD COLUMN lexemes tsvector GENERATED ALWAYS AS (to_tsvector('newsbot_english', body)) STORED,
+    ADD COLUMN token_count integer
+        GENERATED ALWAYS AS (newsbot_token_count(to_tsvector('newsbot_english', body))) STORED;
+CREATE INDEX passages_lexemes ON passages USING gin (lexemes);

@@ -14,8 +14,8 @@ from index.articles import Article
 from index.config import InsightsSettings
 
 if TYPE_CHECKING:
-    from index.activity.sql import SharedActivitySql
     from index.library import Library
+    from index.stores.base import ActivityStore
 
 # What a reader can say was wrong after a 👎: the code in the button's data, and its words.
 REASONS = {"q": "not what I asked", "w": "wrong or outdated", "m": "something missing"}
@@ -50,7 +50,7 @@ class InsightsReport:
         return count / self.questions if self.questions else 0.0
 
 
-def build_report(store: "SharedActivitySql", library: "Library", settings: InsightsSettings, days: float,
+def build_report(store: "ActivityStore", library: "Library", settings: InsightsSettings, days: float,
                  now: datetime) -> InsightsReport:
     since = now - timedelta(days=days)
     asked = store.questions_since(since)

@@ -22,9 +22,9 @@ from index.activity.records import DOWN, UP, Forgotten, Outgoing, Topic
 from index.articles import Article
 from index.config import Settings
 from index.search.hybrid import Answer
+from index.stores.base import ActivityStore
 
 if TYPE_CHECKING:
-    from index.activity.sql import SharedActivitySql
     from index.library import Library
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class VoteOutcome:
 
 
 class ReaderActivity:
-    def __init__(self, store: "SharedActivitySql", library: "Library", settings: Settings,
+    def __init__(self, store: ActivityStore, library: "Library", settings: Settings,
                  clock: Callable[[], datetime] = utc_now) -> None:
         """Records into ``store`` and listens to ``library``'s adds (when insights or alerts are on)."""
         self.store = store

@@ -26,9 +26,9 @@ REASON_PATTERN = re.compile(r"^why:(?P<question>[0-9]{1,18}):(?P<code>[a-z])$")
 
 
 def reason_prompt(question_id: int) -> Reply:
-    """The one-tap question after a 👎: one button per reason."""
-    return Reply(texts.REASON_QUESTION, (tuple(Button(words, f"why:{question_id}:{code}")
-                                               for code, words in REASONS.items()),))
+    """The one-tap question after a 👎: one button per reason, each on its own row (their words are long)."""
+    return Reply(texts.REASON_QUESTION, tuple((Button(words, f"why:{question_id}:{code}"),)
+                                              for code, words in REASONS.items()))
 
 
 async def on_vote(update: Update, context: BotContext) -> None:

@@ -74,14 +74,19 @@ class ReaderActivity:
     def record_question(self, user_id: int | None, chat_id: int, question: str, answer: Answer, token: str | None,
                         reply_ms: float) -> int | None:
         """Store a question (the reader's words) with whether it was answered, the passages shown and the
-        reply time (nothing when insights are off); returns its id."""
+        reply time (nothing when insights are off); returns its id. A store that fails is logged and the
+        question goes unrecorded: the reader's answer never waits on the insights."""
         if not self.insights_on:
             return None
         shown = [hit.passage_id for hit in answer.hits[: self.settings.search.k]] if answer.answered else []
         asker = self.hashes.user(user_id) if user_id is not None else self.hashes.chat(chat_id)
-        return self.store.record_question(asker=asker, chat=self.hashes.chat(chat_id), token=token,
-                                          question=question, answered=answer.answered, passage_ids=shown,
-                                          reply_ms=round(reply_ms), at=self.clock())
+        try:
+            return self.store.record_question(asker=asker, chat=self.hashes.chat(chat_id), token=token,
+                                              question=question, answered=answer.answered, passage_ids=shown,
+                                              reply_ms=round(reply_ms), at=self.clock())
+        except Exception:
+            log.exception("could not record a question for the insights")
+            return None
 
     def vote(self, chat_id: int, token: str, user_id: int, up: bool) -> VoteOutcome:
         """One reader's 👍 or 👎 on the answer ``token`` in a chat; a second vote replaces the first."""

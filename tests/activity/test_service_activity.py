@@ -55,3 +55,13 @@ def test_the_console_takes_votes(sample_copy_settings: Settings, embedder: Embed
         assert console.handle("4")[0].html.startswith("Thanks for the 👎")
         assert console.handle("3")[0].html == "Changed to 👍"
         console.service.activity.close()
+
+
+def test_a_failing_activity_store_leaves_answers_alone(sample_copy_settings: Settings, embedder: Embedder,
+                                                       caplog) -> None:
+    with Library(sample_copy_settings, embedder=embedder) as library:
+        service = ChatService(library, sample_copy_settings)
+        service.activity.store.close()  # the activity file can no longer be written
+        replies = service.answer(5, UN_QUESTION, user_id=5)
+        assert "Security Council" in replies[0].html
+        assert "could not record a question" in caplog.text

@@ -3,6 +3,7 @@ forgetting and retention; the embedded store's file survives a restart."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 from index.activity.records import DOWN, UP
@@ -126,4 +127,24 @@ def test_the_salt_is_made_once_and_kept_across_restarts(embedded_settings: Setti
         store = activity(library, embedded_settings)
         assert store.salt() == salt and len(salt) == 64
         assert len(store.questions_since(NOW - timedelta(days=1))) == 1
+        store.close()
+
+
+def test_takers_in_parallel_share_the_waiting_messages_without_overlap(library: Library, settings: Settings) -> None:
+    stores = [activity(library, settings) for _ in range(3)]  # as three processes would hold them
+    for chat in range(120):
+        stores[0].queue(chat, {"kind": "alert"}, NOW)
+    taken: list[list[int]] = [[] for _ in stores]
+
+    def take(number: int) -> None:
+        while batch := stores[number].take_queued(7):
+            taken[number] += [message.chat_id for message in batch]
+
+    threads = [threading.Thread(target=take, args=(number,)) for number in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(chat for chats in taken for chat in chats) == list(range(120))  # each exactly once
+    for store in stores:
         store.close()

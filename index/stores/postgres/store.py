@@ -362,8 +362,9 @@ class PostgresStore(SharedSql):
 
     @staticmethod
     def _question_lexemes(connection: psycopg.Connection[Row], words: list[str]) -> list[str]:
-        """The lexemes the passages' text search configuration makes of the question's words, once each."""
-        row = connection.execute(f"SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %s))",
+        """The lexemes the passages' text search configuration makes of the question's words (folded as the
+        passages are: migration 0006), once each."""
+        row = connection.execute(f"SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', newsbot_fold(%s)))",
                                  (" ".join(words),)).fetchone()
         return list(row[0]) if row is not None and row[0] else []
 

@@ -3,10 +3,15 @@
 -- BM25 needs each passage's length in words, and the average length over the library.
 --
 -- The words are cut as the embedded store's FTS5 tokenizer ("porter unicode61") cuts them, as far as
--- PostgreSQL's parser allows: the original Porter stemmer instead of Snowball's English one, and a
--- hyphenated word only as its parts ("self-driving": "self", "drive"), not also whole.
+-- PostgreSQL's parser allows: the original Porter stemmer instead of Snowball's English one, and the
+-- text folded first by newsbot_fold: diacritics removed ("Pelé": "pele") and hyphens read as spaces, so
+-- that a hyphenated word counts as its parts ("self-driving": "self", "drive"; "Covid-19": "covid", "19").
+-- The keyword search folds a question's words the same way.
 ALTER TEXT SEARCH DICTIONARY newsbot_stem (LANGUAGE = porter);
-ALTER TEXT SEARCH CONFIGURATION newsbot_english DROP MAPPING IF EXISTS FOR asciihword, hword, numhword;
+
+CREATE FUNCTION newsbot_fold(text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT regexp_replace(normalize(translate($1, '-', ' '), NFD), '[\u0300-\u036f]', '', 'g') $$;
 
 -- A passage's length counts every position of its tsvector (stemmed words and numbers alike: the
 -- configuration drops no stop words).
@@ -19,7 +24,7 @@ CREATE FUNCTION newsbot_token_count(tsvector) RETURNS integer
 -- table once, and rebuilds its GIN index.
 ALTER TABLE passages
     DROP COLUMN lexemes,
-    ADD COLUMN lexemes tsvector GENERATED ALWAYS AS (to_tsvector('newsbot_english', body)) STORED,
+    ADD COLUMN lexemes tsvector GENERATED ALWAYS AS (to_tsvector('newsbot_english', newsbot_fold(body))) STORED,
     ADD COLUMN token_count integer
-        GENERATED ALWAYS AS (newsbot_token_count(to_tsvector('newsbot_english', body))) STORED;
+        GENERATED ALWAYS AS (newsbot_token_count(to_tsvector('newsbot_english', newsbot_fold(body)))) STORED;
 CREATE INDEX passages_lexemes ON passages USING gin (lexemes);

@@ -82,10 +82,11 @@ def test_each_passage_counts_its_words(both_indexes) -> None:
 
 
 def test_words_are_cut_and_stemmed_as_fts5_does(both_indexes) -> None:
-    """Porter's stems (not Snowball's), diacritics removed, and a hyphenated word as its parts only."""
+    """Porter's stems (not Snowball's), diacritics removed, and compounds, abbreviations, numbers and
+    addresses as their parts only."""
     store, same, _ = both_indexes
     text = ("Self-driving cars were generously generalized by the operators' federation, reportedly; Pelé's "
-            "São Paulo club and Covid-19")
+            "São Paulo club and Covid-19, the U.S. and example.org's 3.5% rate")
     vocabulary = TermVocabulary()
     fts5 = sorted({vocabulary.terms[i] for i in vocabulary.term_ids(text)})
     ours = store.query("SELECT tsvector_to_array(to_tsvector('newsbot_english', newsbot_fold(?))) AS lexemes",

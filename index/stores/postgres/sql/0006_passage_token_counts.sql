@@ -4,14 +4,16 @@
 --
 -- The words are cut as the embedded store's FTS5 tokenizer ("porter unicode61") cuts them, as far as
 -- PostgreSQL's parser allows: the original Porter stemmer instead of Snowball's English one, and the
--- text folded first by newsbot_fold: diacritics removed ("Pelé": "pele") and hyphens read as spaces, so
--- that a hyphenated word counts as its parts ("self-driving": "self", "drive"; "Covid-19": "covid", "19").
--- The keyword search folds a question's words the same way.
+-- text folded first by newsbot_fold: diacritics removed ("Pelé": "pele"), and the punctuation that
+-- PostgreSQL's parser reads inside a token (hyphens, dots, slashes, colons, @ and _) read as spaces, so
+-- that compounds, numbers, abbreviations and addresses count as their parts, as in FTS5 ("self-driving":
+-- "self", "drive"; "Covid-19": "covid", "19"; "U.S.": "u", "s"; "3.5": "3", "5"; "example.org": "example",
+-- "org"). The keyword search folds a question's words the same way.
 ALTER TEXT SEARCH DICTIONARY newsbot_stem (LANGUAGE = porter);
 
 CREATE FUNCTION newsbot_fold(text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$ SELECT regexp_replace(normalize(translate($1, '-', ' '), NFD), '[\u0300-\u036f]', '', 'g') $$;
+    AS $$ SELECT regexp_replace(normalize(translate($1, '-./@:_', '      '), NFD), '[\u0300-\u036f]', '', 'g') $$;
 
 -- A passage's length counts every position of its tsvector (stemmed words and numbers alike: the
 -- configuration drops no stop words).

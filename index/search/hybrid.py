@@ -243,13 +243,12 @@ class HybridSearcher:
         spans_per_hit = [split_sentences(hit.text) for hit in hits]
         sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
         vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)  # documents, like the passages
+        titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
         if self.reranker is not None and self.rerank_settings.mark_sentences:
-            titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
         else:
             readings = np.zeros(len(sentences), dtype=np.float32)
         if self.sentence_scorer is not None and sentences:
-            titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
             readings = readings + self.sentence_settings.weight * self.sentence_scorer.score(
                 question, list(zip(titles, sentences)))
         ranks = [rank for rank, spans in enumerate(spans_per_hit) for _ in spans]

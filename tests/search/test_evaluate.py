@@ -72,7 +72,7 @@ def test_eval_command_prints_recall_and_refusals(tmp_path: Path, trained_reranke
     assert "plain: R@1 +0.000 [+0.000, +0.000]; R@3 +0.000 [+0.000, +0.000]; answer in lead" in comparison
     assert "min_probability" in reranked and "min_dense_score" in plain
     bad = run_cli("eval", str(dataset), "--variant", "x:chunking.max_tokens=64", data_dir=tmp_path / "unused")
-    assert bad.returncode == 2 and "only search.* and reranker.*" in bad.stderr
+    assert bad.returncode == 2 and "only search.*, reranker.* and sentences.*" in bad.stderr
     again = run_cli("eval", str(dataset), "--cache-dir", str(tmp_path / "cache"),
                     "--set", "library.min_article_words=10", data_dir=tmp_path / "unused")
     assert "0 misses" in again.stdout  # the embedding cache served the rerun

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
 
 from index.activity.sql import Connection, SharedActivitySql
+from index.stores.embedded.store import immediate_transaction
 
 ACTIVITY_FILE = "activity.sqlite3"
 # Seconds a writer waits for another process's transaction on the file.
@@ -79,16 +79,8 @@ class SqliteActivity(SharedActivitySql):
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(SCHEMA)
 
-    @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def connection(self) -> AbstractContextManager[Connection]:
+        return immediate_transaction(self._db, self._lock)
 
     def close(self) -> None:
         with self._lock:

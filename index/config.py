@@ -32,6 +32,9 @@ ENV_ALIASES = {
 }
 
 LIBRARY_STORES = ("embedded", "postgres")
+# postgres.keyword_index: postings lists on each process's disk, kept current from the database's change
+# log (index/stores/postgres/keyword_mirror.py), or BM25 computed in SQL (PostgresStore.lexical_search).
+POSTGRES_KEYWORD_INDEXES = ("local", "database")
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDING_RUNTIMES = ("auto", "torch", "openvino")
 RERANKER_FUSIONS = ("rank", "probability")
@@ -131,9 +134,12 @@ class PostgresSettings:
     # Streaming standbys that serve searches (index/stores/postgres/replicas.py), and how far behind one may be.
     read_dsns: tuple[str, ...] = ()
     replica_max_lag_seconds: float = 5.0
+    # Where the keyword search's BM25 runs: POSTGRES_KEYWORD_INDEXES.
+    keyword_index: str = "local"
 
     def __post_init__(self) -> None:
         check = _Checks("postgres", self)
+        check.one_of("keyword_index", POSTGRES_KEYWORD_INDEXES)
         check.at_least("replica_max_lag_seconds", 0)
         check.at_least("pool_min", 0)
         check.at_least("pool_max", max(1, self.pool_min), "1 and at least pool_min")

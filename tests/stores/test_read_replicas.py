@@ -15,6 +15,7 @@ from index.articles import ArticleDraft
 from index.config import Settings, load_settings
 from index.embedding.embedder import Embedder
 from index.library import Library
+from index.stores.postgres import replicas as replicas_module
 from index.stores.postgres.replicas import ReadReplicas
 from tests.conftest import on_postgres
 from tests.support.postgres_server import StreamingPair
@@ -105,7 +106,8 @@ def test_a_standby_lagging_behind_another_writer_is_skipped(
 
 def test_a_killed_standby_does_not_break_questions(
         streaming_pair: StreamingPair, replicated_settings: Settings, embedder: Embedder,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replicas_module, "RETRY_AFTER", 3600.0)  # a loaded machine must not reach the retry
     with Library(replicated_settings, embedder=embedder) as library:
         assert library.add_draft(HARBOUR).status == "added"
         streaming_pair.wait_caught_up()
@@ -121,7 +123,7 @@ def test_a_killed_standby_does_not_break_questions(
             assert titles(library, "What did the Port Elloran harbour authority approve?")[0] == HARBOUR.title
         assert standby.served == served and replicas.primary_reads > primary_reads
         assert "read replica" in caplog.text and "failed" in caplog.text
-        # The dead standby is left alone for a while: later questions do not wait for it.
-        started = time.monotonic()
+        # The dead standby is left alone for a while: later questions do not even ask its pool for a connection.
+        requests = standby.pool.get_stats().get("requests_num", 0)
         titles(library, "What did the Port Elloran harbour authority approve?")
-        assert time.monotonic() - started < 5
+        assert standby.pool.get_stats().get("requests_num", 0) == requests

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -62,6 +62,7 @@ class QuestionResult:
     milliseconds: float
     top_dense: float  # the best cosine among the first page's passages: what the refusal rule reads
     top_probability: float | None  # the reranker's best probability on the first page (None: no reranker)
+    lead_probability: float | None = None  # the sentence scorer's probability for the lead sentence
 
 
 def apply_overrides(settings: Settings, overrides: Sequence[str]) -> Settings:
@@ -150,7 +151,8 @@ def evaluate(searcher: HybridSearcher, questions: Sequence[dict], use_dates: boo
         top_dense = max((h.dense_score for h in answer.hits[:k]), default=0.0)
         probabilities = [h.rerank_score for h in answer.hits[:k] if h.rerank_score is not None]
         results.append(QuestionResult(q["id"], bool(q.get("specific")), passage_rank, article_rank, sentence_ok,
-                                      lead_ok, answer.answered, elapsed, top_dense, max(probabilities, default=None)))
+                                      lead_ok, answer.answered, elapsed, top_dense, max(probabilities, default=None),
+                                      lead_hit.sentence_probability if lead_hit is not None else None))
     return results
 
 
@@ -234,12 +236,24 @@ def print_refusals(answerable: Sequence[QuestionResult], unanswerable: Sequence[
 
         def signal(r: QuestionResult) -> float:
             return r.top_probability if r.top_probability is not None else 1.0
+    _print_sweep(name, signal, grid, current, answerable, unanswerable, out)
+    if any(r.lead_probability is not None for r in [*answerable, *unanswerable]):
+        print("the sentence scorer's probability for the lead sentence, as a refusal signal (not used):", file=out)
+        _print_sweep("lead probability", lambda r: r.lead_probability if r.lead_probability is not None else 0.0,
+                     {0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}, None, answerable, unanswerable, out)
+
+
+def _print_sweep(name: str, signal: Callable[[QuestionResult], float], grid: set[float], current: float | None,
+                 answerable: Sequence[QuestionResult], unanswerable: Sequence[QuestionResult], out) -> None:
+    """One row per threshold: refusing below it, the share of refusals that are right (precision), of the
+    unanswerable questions refused (recall), and of the answerable ones refused."""
     print(f"{name:>16}{'precision':>11}{'recall':>9}{'wrongly refused':>17}", file=out)
-    for threshold in sorted(grid | {round(current, 4)}):
+    marked = round(current, 4) if current is not None else None
+    for threshold in sorted(grid | ({marked} if marked is not None else set())):
         refused_bad = sum(signal(r) < threshold for r in unanswerable)
         refused_good = sum(signal(r) < threshold for r in answerable)
         precision = refused_bad / (refused_bad + refused_good) if refused_bad + refused_good else float("nan")
-        mark = "  <- current" if threshold == round(current, 4) else ""
+        mark = "  <- current" if threshold == marked else ""
         print(f"{threshold:>16.4g}{precision:>11.3f}{refused_bad / max(1, len(unanswerable)):>9.3f}"
               f"{refused_good / max(1, len(answerable)):>17.3f}{mark}", file=out)
 

@@ -44,6 +44,7 @@ class Hit:
     lexical_rank: int | None
     best_sentence: tuple[int, int] | None = None  # span within ``text``
     rerank_score: float | None = None  # the cross-encoder's probability that the passage answers
+    sentence_probability: float | None = None  # the sentence scorer's probability that the best sentence answers
 
     @property
     def best_sentence_text(self) -> str | None:
@@ -248,22 +249,28 @@ class HybridSearcher:
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
         else:
             readings = np.zeros(len(sentences), dtype=np.float32)
-        if self.sentence_scorer is not None and sentences:
-            readings = readings + self.sentence_settings.weight * self.sentence_scorer.score(
-                question, list(zip(titles, sentences)))
         ranks = [rank for rank, spans in enumerate(spans_per_hit) for _ in spans]
         candidates = [CandidateSentence(text, rank, float(reading))
                       for text, rank, reading in zip(sentences, ranks, readings)]
-        scores = score_sentences(question, query_vector, candidates, vectors, self.settings.sentence_keyword_weight)
+        page_scores = score_sentences(question, query_vector, candidates, vectors,
+                                      self.settings.sentence_keyword_weight)
+        # The scorer (trained on sentences of one paragraph against each other) chooses within each passage;
+        # which passage leads the page stays with the page scores, comparable across passages.
+        probabilities = None
+        scores = page_scores
+        if self.sentence_scorer is not None and sentences:
+            probabilities = self.sentence_scorer.score(question, list(zip(titles, sentences)))
+            scores = page_scores + self.sentence_settings.weight * probabilities
         marked: list[Hit] = []
         best_scores: list[float] = []
         offset = 0
         for hit, spans in zip(hits, spans_per_hit):
-            best, best_score = None, -math.inf
+            best, best_index = None, None
             for i, span in enumerate(spans):
-                if float(scores[offset + i]) > best_score:
-                    best, best_score = (span.start, span.end), float(scores[offset + i])
+                if best_index is None or scores[offset + i] > scores[best_index]:
+                    best, best_index = (span.start, span.end), offset + i
+            probability = None if probabilities is None or best_index is None else float(probabilities[best_index])
+            marked.append(replace(hit, best_sentence=best, sentence_probability=probability))
+            best_scores.append(float(page_scores[offset:offset + len(spans)].max()) if spans else -math.inf)
             offset += len(spans)
-            marked.append(replace(hit, best_sentence=best))
-            best_scores.append(best_score)
         return marked, best_scores

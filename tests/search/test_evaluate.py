@@ -3,6 +3,7 @@ the answer in the lead sentence, question date bounds, refusals, and the paired 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -117,3 +118,31 @@ def test_bootstrap_prints_each_variant_against_the_first(capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("paired bootstrap against base")
     assert out[1:] == ["  better: R@1 +1.000 [+1.000, +1.000]", "  same: R@1 +0.000 [+0.000, +0.000]"]
+
+
+def test_refusal_sweep_adds_the_lead_sentence_probability_when_a_scorer_ran() -> None:
+    from index.eval.evaluate import QuestionResult, print_refusals
+
+    def sweep(answerable: list[QuestionResult], unanswerable: list[QuestionResult]) -> str:
+        out = io.StringIO()
+        print_refusals(answerable, unanswerable, Searcher(), out)
+        return out.getvalue()
+
+    class Searcher:  # the two attributes print_refusals reads
+        refusal_threshold = None
+
+        class settings:
+            min_dense_score = 0.3
+
+    def result(top_dense: float, lead: float | None) -> QuestionResult:
+        return QuestionResult("q", True, 1, 1, True, True, True, 1.0, top_dense, None, lead)
+
+    answerable = [result(0.6, 0.9), result(0.5, 0.7)]
+    unanswerable = [result(0.25, 0.005), result(0.45, 0.3)]
+    cosine, _, lead = sweep(answerable, unanswerable).partition("lead probability")
+    assert "0.3      1.000    0.500            0.000  <- current" in cosine
+    # below 0.5, both unanswerable questions and neither answerable one are refused; below 0.8, one answerable too
+    assert "0.5      1.000    1.000            0.000" in lead and "0.8      0.667    1.000            0.500" in lead
+    # an answer without a lead counts as probability 0
+    assert "0.01      1.000    1.000            0.000" in sweep(answerable, [result(0.25, None)])
+    assert "lead probability" not in sweep([result(0.6, None)], [result(0.25, None)])  # no scorer ran

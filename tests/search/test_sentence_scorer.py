@@ -100,24 +100,33 @@ def test_missing_damaged_or_foreign_files_switch_the_scorer_off(trained_reranker
     assert "not found" in caplog.text and "is not a newsbot-sentence-scorer file" in caplog.text
 
 
-def test_the_scorer_chooses_the_lead_sentence(trained_scorer: Path, sample_library_dir: Path,
+def test_the_scorer_chooses_each_passages_sentence_and_the_page_its_lead(trained_scorer: Path, sample_library_dir: Path,
                                               embedded_settings: Settings, embedder: Embedder) -> None:
     settings = embedded_settings.replace("library", data_dir=sample_library_dir)
     question = "what did the UN Security Council say?"
     with Library(settings, embedder=embedder) as plain:
         assert plain.searcher.sentence_scorer is None
         without = plain.search(question)
-    # a weight this large lets the scorer alone decide among the page's sentences
-    scored = settings.replace("sentences", scorer=str(trained_scorer), weight=1000.0)
+    # a weight this large lets the scorer alone decide among each passage's sentences
+    scored = settings.replace("sentences", scorer=str(trained_scorer), weight=1e6)
     with Library(scored, embedder=embedder) as lib:
         scorer = lib.searcher.sentence_scorer
         assert scorer is not None
         answer = lib.search(question)
     assert [hit.passage_id for hit in answer.hits] == [hit.passage_id for hit in without.hits]  # ranking unchanged
+    # the scorer chooses each passage's bold sentence among that passage's own sentences (scored as _mark
+    # scores them: the whole page in one call)...
     page = answer.hits[:3]
     candidates = [(hit.article.title, sentence) for hit in page for sentence in sentences_in(hit.text)]
-    best = max(zip(scorer.score(question, candidates).tolist(), [text for _, text in candidates]))[1]
-    assert answer.lead_hit is not None and answer.lead_hit.best_sentence_text == best
+    probabilities = iter(scorer.score(question, candidates).tolist())
+    for hit in page:
+        own = {sentence: next(probabilities) for sentence in sentences_in(hit.text)}
+        assert own[hit.best_sentence_text] == pytest.approx(max(own.values()), abs=1e-6)
+        # ...and each marked passage carries its probability for that sentence (eval's refusal sweep reads it)
+        assert hit.sentence_probability == pytest.approx(max(own.values()), abs=1e-6)
+    assert all(hit.sentence_probability is None for hit in without.hits[:3])
+    # ...while which passage leads stays with the page's cosine-and-keyword scores, comparable across passages
+    assert answer.lead == without.lead and answer.lead_hit is not None
 
 
 def sentences_in(text: str) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from bot import texts
+from bot.handlers.insights import insights_reply
 from bot.service import Button, ChatService, Reply, add_summary_html, parse_add_arguments
 from index.errors import IngestError
 from index.ingest.files import read_article_file
@@ -125,6 +126,7 @@ class Console:
             "/unsubscribe": lambda: [service.unsubscribe(user, argument)],
             "/feeds": lambda: [service.feed_list(user)],
             "/poll": lambda: [Reply(texts.console_polled(len(asyncio.run(service.poll_feeds()))))],
+            "/insights": lambda: [insights_reply(service, user, argument)],
         }
         if command in commands:
             return commands[command]()

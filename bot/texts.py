@@ -167,7 +167,7 @@ ADMIN_COMMAND_MENU = [
 
 # -- the terminal console -----------------------------------------------------------------------------
 CONSOLE_COMMANDS = ("Try /help, /add, /file PATH, /list, /remove ID, /stats, /subscribe URL, /feeds, /unsubscribe ID,"
-                    " /poll or /quit.")
+                    " /poll, /insights [DAYS] or /quit.")
 CONSOLE_ADD_USAGE = "Usage: /add URL [URL …]  or  /add Title\\nText of the article…  or  /file PATH"
 CONSOLE_FILE_USAGE = "Usage: /file PATH (a .txt, .md, .html or .pdf file)"
 CONSOLE_PRESS_HINT = "(type the number)"

@@ -61,3 +61,10 @@ def test_quotes_keep_bold_inside_and_the_bar_plain_in_colour() -> None:
     assert len(quote_lines) > 3 and all(line.startswith("  │ ") for line in quote_lines)
     assert all("\033[1m" not in line.split("│")[0] for line in quote_lines)  # the bar itself is never bold
     assert quote_lines[1].startswith("  │ \033[1m") and quote_lines[0].endswith("\033[0m")
+
+
+def test_insights_list_a_question_the_console_could_not_answer(console: Console) -> None:
+    console.handle("what is the airspeed of an unladen swallow?")
+    report = said(console, "/insights")
+    assert "unladen swallow" in report and "Open questions" in report
+    assert said(console, "/insights 0").startswith("Usage")

@@ -43,8 +43,10 @@ def machine(settings: Settings, folder: Path) -> Settings:
 
 
 def mirror_of(library: Library) -> KeywordMirror:
+    """The library's local keyword index, opened as a search opens it (read from its cache or built)."""
     mirror = library.backend.mirror
     assert isinstance(mirror, KeywordMirror) and library.backend.keywords is mirror
+    mirror.open()
     return mirror
 
 
@@ -119,8 +121,8 @@ def test_a_restart_reuses_the_cache_and_replays_what_changed_meanwhile(
 def test_a_log_pruned_past_the_cache_means_a_rebuild(postgres_settings: Settings, embedder: Embedder,
                                                       tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     here, there = machine(postgres_settings, tmp_path / "here"), machine(postgres_settings, tmp_path / "there")
-    with Library(here, embedder=embedder, reranker=None):
-        pass
+    with Library(here, embedder=embedder, reranker=None) as first:
+        mirror_of(first)  # as a search does: the (empty) index is built and cached
     with Library(there, embedder=embedder, reranker=None) as elsewhere:
         article = add(elsewhere, "Glacier", "The Tarnholt glacier retreated forty metres this summer.")
         elsewhere.store.query("UPDATE passage_changes SET at = at - interval '30 days' RETURNING seq")
@@ -236,12 +238,20 @@ def test_a_transaction_that_changes_passages_numbers_its_log_rows_under_a_lock_h
     assert keyword_ids(other, "Brannock dam")  # the rolled-back removal left a gap in the numbers, nothing else
 
 
-def test_a_process_that_only_writes_moves_its_log_position_on(postgres_settings: Settings, embedder: Embedder,
-                                                             tmp_path: Path) -> None:
+def test_a_process_that_only_writes_never_reads_or_builds_the_index(postgres_settings: Settings, embedder: Embedder,
+                                                                    tmp_path: Path) -> None:
     with Library(machine(postgres_settings, tmp_path / "here"), embedder=embedder, reranker=None) as library:
-        add(library, "Tunnel", "The Ashcombe rail tunnel will close for repairs in March.")
+        mirror = library.backend.mirror
+        assert isinstance(mirror, KeywordMirror)
+        tunnel = add(library, "Tunnel", "The Ashcombe rail tunnel will close for repairs in March.")
+        assert library.list_articles() and not mirror.opened and not mirror.postings_path.exists()
         newest = library.store.query("SELECT max(seq) FROM passage_changes")[0][0]
-        assert mirror_of(library).position == newest and mirror_of(library).rebuilds == 1
+        assert keyword_ids(library, "Ashcombe tunnel")  # the first search builds it, the write included
+        assert mirror.opened and mirror.rebuilds == 1 and mirror.position == newest
+        bridge = add(library, "Bridge", "The Ashcombe footbridge reopens in April.")  # now its writes follow at once
+        assert set(keyword_ids(library, "Ashcombe")) == passages_of(library, tunnel) | passages_of(library, bridge)
+        assert mirror.rebuilds == 1
+    assert mirror.postings_path.exists()
 
 
 def test_writers_outside_the_writer_lock_are_never_skipped(postgres_settings: Settings, embedder: Embedder,
@@ -320,6 +330,7 @@ def test_a_pg_restore_clean_means_a_rebuild(two: tuple[Library, Library], tmp_pa
     import subprocess
 
     one, other = two
+    mirror_of(one)  # the writer has answered questions too: it holds a cached index
     dsn = one.store.dsn
     kept = add(one, "Vellum", "Archivists restored the Penhallow vellum manuscripts this spring.")
     assert keyword_ids(other, "Penhallow manuscripts")

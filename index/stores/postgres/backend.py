@@ -89,9 +89,8 @@ class PostgresBackend(Backend):
         if pg.keyword_index == "local":
             from index.stores.postgres.keyword_mirror import CACHE_FOLDER, KeywordMirror
 
-            try:
+            try:  # read from its cache or built by the first search (KeywordMirror.open)
                 self.mirror = KeywordMirror(self.store, settings.library.data_dir / CACHE_FOLDER)
-                self.mirror.open()
             except (psycopg.Error, PoolTimeout) as exc:
                 self.store.close()
                 raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None

@@ -4,9 +4,9 @@ database's passages and kept current from its change log (migration 0007, passag
 
 PostgreSQL stays the source of truth; the postings are a copy, like the embedded store's FAISS file:
 
-- On start, the cache (``library.data_dir/postgres-keywords/<database>-<hash>.postings`` and a JSON
-  state file beside it: the log position it holds, the log's generation and table OIDs, its size and
-  SHA-256) is read if it is whole and belongs to this database; else the postings are built from the
+- On the first search (not before: a process that only adds, lists or migrates never needs it), the
+  cache (``library.data_dir/postgres-keywords/<database>-<hash>.postings`` and a JSON state file
+  beside it: the log position it holds, the log's generation and table OIDs, its size and SHA-256) is read if it is whole and belongs to this database; else the postings are built from the
   passages table, in one repeatable-read snapshot together with the log's newest sequence number.
 - Before a search, whenever another process has written (Library.refresh → PostgresBackend.sync), the
   log rows after the position are read and applied: removals, then adds with their bodies read from
@@ -97,6 +97,7 @@ class KeywordMirror:
         self._identity: list[Any] | None = None
         self._lock = threading.RLock()
         self._check_first = False
+        self._opened = False  # the cache read or the index built: on the first search, not before
         self._saved_position: int | None = None
         # What happened, for logs, tests and benchmarks.
         self.rebuilds = 0
@@ -110,19 +111,30 @@ class KeywordMirror:
     # -- the KeywordSearch contract ---------------------------------------------------------------------
     def lexical_search(self, question: str, limit: int) -> list[tuple[int, float]]:
         """BM25 over passage bodies: (passage id, score where higher is better), best first."""
-        if self._check_first:
+        if not self._opened:
+            self.open()
+        elif self._check_first:
             self.catch_up()
         return self.index.lexical_search(question, limit)
 
     # -- life cycle -------------------------------------------------------------------------------------
     def open(self) -> None:
-        """The cache when it is whole and this database's, else a build from the passages; then the log."""
+        """The cache when it is whole and this database's, else a build from the passages; then the log.
+        Called by the first search, so that a process that never searches (``index add``, ``list``, a
+        migration) never reads or builds the index."""
         with self._lock:
+            if self._opened:
+                return
             unusable = self._load()
             if unusable:
                 with self._snapshot() as connection:
                     self._rebuild(connection, self._state(connection), unusable)
+            self._opened = True
             self.catch_up()
+
+    @property
+    def opened(self) -> bool:
+        return self._opened
 
     def check_before_next_search(self) -> None:
         """Read the log before the next search even if no other write is announced (Library takes its data
@@ -132,13 +144,16 @@ class KeywordMirror:
     def close(self) -> None:
         """Write the postings if enough changed since they were written (else the log replays it)."""
         with self._lock:
-            if self.index.worth_saving:
+            if self._opened and self.index.worth_saving:
                 self.save()
 
     # -- following the database -------------------------------------------------------------------------
     def catch_up(self) -> int:
-        """Apply the log rows after our position (rebuilding when the log cannot tell); rows applied."""
+        """Apply the log rows after our position (rebuilding when the log cannot tell); rows applied. Nothing
+        before the first search: the index is read or built then, up to date."""
         with self._lock:
+            if not self._opened:
+                return 0
             self._check_first = False
             before = self.rows_applied
             with self._snapshot() as connection:
@@ -161,6 +176,8 @@ class KeywordMirror:
         hand, then the log read up to it, which finds it done and moves the position on (else a process
         that only writes would keep an old position, and rebuild once the log is pruned past it)."""
         with self._lock:
+            if not self._opened:
+                return  # read or built, with this change, by the first search
             self.index.remove(removed)
             if len(added):
                 self.index.add(added, bodies)

@@ -6,8 +6,9 @@ PostgreSQL stays the source of truth; the postings are a copy, like the embedded
 
 - On the first search (not before: a process that only adds, lists or migrates never needs it), the
   cache (``library.data_dir/postgres-keywords/<database>-<hash>.postings`` and a JSON state file
-  beside it: the log position it holds, the log's generation and table OIDs, its size and SHA-256) is read if it is whole and belongs to this database; else the postings are built from the
-  passages table, in one repeatable-read snapshot together with the log's newest sequence number.
+  beside it: the log position it holds, the log's generation and table OIDs, its size and SHA-256) is
+  read if it is whole and belongs to this database; else the postings are built from the passages table,
+  in one repeatable-read snapshot together with the log's newest sequence number.
 - Before a search, whenever another process has written (Library.refresh → PostgresBackend.sync), the
   log rows after the position are read and applied: removals, then adds with their bodies read from
   the database. This process's own writes are applied directly (PostgresBackend.committed) and their

@@ -21,20 +21,7 @@ from index.embedding.embedder import Embedder
 from index.library import Library
 from index.stores.postgres.backend import BudgetedKeywords
 from index.stores.postgres.keyword_mirror import KeywordMirror, prune_log
-
-BODIES = [
-    "Ferry workers went on strike at the harbour on Monday.",
-    "The harbour authority said the strikes would end soon.",
-    "Heavy rain flooded the coastal road near the harbour.",
-    "A new ferry timetable starts in June, the operator said.",
-    "Owners of the harbour cafes welcomed the end of the strike, and the strike fund.",
-    "The council approved a budget for road repairs.",
-    "Ferry ferry ferry: the ferry operator repeated the word in a long statement about ferry services "
-    "to the islands, the harbour, the mainland and the coast road.",
-    "Crowds in São Paulo mourned Pelé, the football great, on the harbour front.",
-] + [f"Weather report number {i}: rain and wind along the coast." for i in range(6)]
-QUESTIONS = ["Why did the ferry workers strike?", "harbour strikes", "road repairs budget", "Pele in Sao Paulo",
-             "rain along the coast", "What did the operator say about the timetable?", "ferry services", "volcano"]
+from tests.stores.test_pg_bm25 import BODIES, QUESTIONS  # the SQL route's own cases
 
 
 def machine(settings: Settings, folder: Path) -> Settings:

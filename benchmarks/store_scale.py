@@ -87,12 +87,7 @@ def copy_to_postgres(work: Path, dsn: str, index_memory: str) -> None:
 
 def insert_rate(library: Library, count: int, dimension: int, rng: np.random.Generator) -> float:
     """Passages per second for ``count`` synthetic 20-passage articles saved one by one, then removed."""
-    drafts = []
-    for number in range(count):
-        bodies = [f"Benchmark insert {number} passage {i}: the harbour council met again on Tuesday."
-                  for i in range(PASSAGES_PER_ARTICLE)]
-        vectors = rng.standard_normal((PASSAGES_PER_ARTICLE, dimension)).astype(np.float32)
-        drafts.append((bodies, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)))
+    drafts = synthetic_articles(count, dimension, rng, "Benchmark insert")
     added = []
     started = time.perf_counter()
     for number, (bodies, vectors) in enumerate(drafts):

@@ -237,7 +237,7 @@ class HybridSearcher:
 
     def _mark(self, question: str, query_vector: np.ndarray, hits: list[Hit]) -> tuple[list[Hit], list[float]]:
         """The hits with their best sentences set, scored together as one page (the first hit ranked first),
-        and each one's best sentence's score (-inf for a hit without sentences). With
+        and each one's best page score, which chooses the lead (-inf for a hit without sentences). With
         ``reranker.mark_sentences`` the reranker's probability that a sentence answers adds to its score."""
         if not hits:
             return hits, []
@@ -265,12 +265,14 @@ class HybridSearcher:
         best_scores: list[float] = []
         offset = 0
         for hit, spans in zip(hits, spans_per_hit):
-            best, best_index = None, None
-            for i, span in enumerate(spans):
-                if best_index is None or scores[offset + i] > scores[best_index]:
-                    best, best_index = (span.start, span.end), offset + i
-            probability = None if probabilities is None or best_index is None else float(probabilities[best_index])
-            marked.append(replace(hit, best_sentence=best, sentence_probability=probability))
-            best_scores.append(float(page_scores[offset:offset + len(spans)].max()) if spans else -math.inf)
+            if not spans:
+                marked.append(replace(hit, best_sentence=None, sentence_probability=None))
+                best_scores.append(-math.inf)
+                continue
+            best = offset + int(np.argmax(scores[offset:offset + len(spans)]))  # ties: the earlier sentence
+            span = spans[best - offset]
+            probability = None if probabilities is None else float(probabilities[best])
+            marked.append(replace(hit, best_sentence=(span.start, span.end), sentence_probability=probability))
+            best_scores.append(float(page_scores[offset:offset + len(spans)].max()))
             offset += len(spans)
         return marked, best_scores

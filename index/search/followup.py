@@ -6,7 +6,8 @@ demonstrative ("he", "that"), it opens with ellipsis or contrast ("and in 2023?"
 Germany?"), or its own words are too unspecific to find anything (the summed specificity of its content
 words is low). Specificity is a word's inverse document frequency in the library as a share of the
 largest possible (a word in one passage scores 1), read through the keyword search, so it works on either
-store and on libraries of any size. Anything else is a new question, searched as it is.
+store and on libraries of any size. Anything else is a new question, searched as it is. A question asked
+again is read as it was the first time, never as a follow-up of its own earlier asking.
 
 A follow-up is searched twice: alone, and in its context: after the earlier question, with the most
 specific words of the turns before that (the idea of Historical Query Expansion: keep the conversation's
@@ -144,6 +145,16 @@ def reason_to_follow(question: str, specificity: dict[str, float]) -> str:
     return ""
 
 
+def without_repeats(question: str, turns: tuple[Turn, ...]) -> tuple[Turn, ...]:
+    """The turns a question asked again is read with: those before its last asking, so that it is read as
+    it was then (a new question stays new, a follow-up keeps the turn it followed), never as a follow-up
+    of itself, whose boost for the answer's articles would hide a newer article."""
+    words = _WORDS.findall(question.casefold())
+    while turns and _WORDS.findall(turns[-1].question.casefold()) == words:
+        turns = turns[:-1]
+    return turns
+
+
 def context_words(question: str, turns: Sequence[Turn], specificity: Specificity) -> tuple[str, ...]:
     """The most specific words of the earlier turns (newest turn first) that the question lacks."""
     own = set(query_words(question))
@@ -194,7 +205,7 @@ class FollowUps:
         if replied is not None:
             turns = (replied,)
             return Reading("reply", turns, context_words(question, turns, self.specificity))
-        turns = tuple(self.conversations.recent(chat_id, asked_at))
+        turns = without_repeats(question, tuple(self.conversations.recent(chat_id, asked_at)))
         if not turns:
             return NEW_QUESTION
         reason = reason_to_follow(question, self.specificity.of(query_words(question)))

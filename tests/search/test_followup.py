@@ -90,3 +90,21 @@ def test_a_self_contained_question_after_an_unrelated_one_gets_its_own_answer(fo
     assert not reading.follow_up
     assert [h.passage_id for h in answer.hits] == [h.passage_id for h in alone.hits]
     assert answer.hits[0].best_sentence_text == alone.hits[0].best_sentence_text
+
+
+def test_a_question_asked_again_is_not_a_follow_up_of_itself(follow_ups: FollowUps) -> None:
+    question = "What did they announce?"  # weak on its own: a follow-up of any other turn before it
+    first, _ = ask(follow_ups, 1, question, NOW)
+    again, _ = ask(follow_ups, 1, question.upper(), NOW + timedelta(minutes=1))
+    assert not first.follow_up and not again.follow_up
+    assert follow_ups.read(2, question, NOW).reason == ""  # and with another turn before it, it follows that one
+    ask(follow_ups, 2, UN_QUESTION, NOW)
+    assert follow_ups.read(2, question, NOW + timedelta(minutes=1)).follow_up
+
+
+def test_a_follow_up_asked_again_keeps_the_turn_it_followed(follow_ups: FollowUps) -> None:
+    ask(follow_ups, 1, UN_QUESTION, NOW)
+    ask(follow_ups, 1, "and what did China do?", NOW + timedelta(minutes=1))
+    reading, titles = ask(follow_ups, 1, "And what did China do?", NOW + timedelta(minutes=2))
+    assert reading.follow_up and reading.context[-1].question == UN_QUESTION
+    assert "Security Council" in titles[0]

@@ -13,7 +13,8 @@ layout the size calls for (`[vectors]` in config.toml). A fresh process then ope
 the dataset's real questions through `Library.search`, reporting:
 
 - p50/p99 of the whole search (question embedding, both searches, fusion, de-duplication, best
-  sentence marked), and of its parts;
+  sentence marked), and of its parts; and of the whole search with `search.sentence_choice`
+  "words" (sentences chosen by their words, none embedded) beside the default "words+meaning";
 - recall@10 of the vector search against exact search over the same vectors (for several
   `probe_lists`), and the exact flat search's own latency as the baseline (ratios);
 - the keyword search from the library's postings lists against FTS5's bm25() (within
@@ -51,7 +52,7 @@ from benchmarks.figures import files_on_disk, percentile  # noqa: E402
 from index.articles import ArticleDraft, content_hash  # noqa: E402
 from index.config import Settings, load_settings  # noqa: E402
 from index.embedding.embedder import Embedder  # noqa: E402
-from index.eval.evaluate import load_corpus, load_questions  # noqa: E402
+from index.eval.evaluate import load_corpus, load_questions, searchers  # noqa: E402
 from index.ingest.chunking import split_sentences  # noqa: E402
 from index.library import Library  # noqa: E402
 from index.stores.embedded.directory import DATABASE_FILE, KEYWORDS_FILE, VECTORS_FILE  # noqa: E402
@@ -66,6 +67,7 @@ TOPIC_PASSAGES = 3000  # real passages embedded to give the synthetic vectors th
 NOISE = 0.03  # per-dimension standard deviation of the noise added to each synthetic vector
 TOP = 10
 EVERY_WORD_QUESTIONS = 40  # questions asked of FTS5 with every word (no lexical_budget)
+WORDS_LINE = "search, whole, sentences chosen by words alone"
 
 
 def resident_mb() -> float:
@@ -227,7 +229,7 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
     keyword_line = "lexical top-100, postings lists (the library's)"
     parts: dict[str, list[float]] = {name: [] for name in (
         "question embedding", "vector search top-100", keyword_line, "lexical top-100, FTS5 within budget",
-        "search, no sentence marked", "search, whole (as the bot asks)")}
+        "search, no sentence marked", "search, whole (as the bot asks)", WORDS_LINE)}
     vectors = []
     for question in questions:
         started = time.perf_counter()
@@ -258,6 +260,7 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
         started = time.perf_counter()
         lexical_search(library.store, question, settings.search.candidates)
         timed(parts[every_word], started)
+    by_words = searchers(library, {"words": settings.replace("search", sentence_choice="words")})["words"]
     for question in questions:
         started = time.perf_counter()
         library.search(question, mark=0)
@@ -265,6 +268,9 @@ def measure(dataset: Path, settings: Settings, probes: list[int], with_bm25s: bo
         started = time.perf_counter()
         library.search(question)
         timed(parts["search, whole (as the bot asks)"], started)
+        started = time.perf_counter()
+        by_words.search(question)
+        timed(parts[WORDS_LINE], started)
     print(f"questions: {len(questions)} (each timed once per line; the first pass over the index is cold)")
     for name, values in parts.items():
         print(line(name, values))

@@ -37,6 +37,9 @@ LIBRARY_STORES = ("embedded", "postgres")
 POSTGRES_KEYWORD_INDEXES = ("local", "database")
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDING_RUNTIMES = ("auto", "torch", "openvino")
+# How a passage's answering sentence is chosen: by the question's words it holds, or also by its
+# embedding's closeness to the question's (every sentence of the page embedded at each question).
+SENTENCE_CHOICES = ("words+meaning", "words")
 RERANKER_FUSIONS = ("rank", "probability")
 RERANKER_PRECISIONS = ("auto", "int8", "bf16", "fp32")
 RERANKER_OFF = ("", "off", "none", "false")  # reranker.model values that switch reranking off
@@ -199,10 +202,12 @@ class SearchSettings:
     lexical_budget: int = 20_000  # 0: always every word
     min_dense_score: float = 0.30
     dedup_similarity: float = 0.95
+    sentence_choice: str = "words+meaning"
     sentence_keyword_weight: float = 0.3
 
     def __post_init__(self) -> None:
         check = _Checks("search", self)
+        check.one_of("sentence_choice", SENTENCE_CHOICES)
         check.at_least("k", 1)
         check.at_least("candidates", self.k, f"k ({self.k})")
         check.at_least("rrf_k", 0)

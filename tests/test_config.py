@@ -209,6 +209,8 @@ def test_values_of_the_wrong_kind_are_refused(tmp_path: Path, text: str, expecte
     ("[bot]\napi_base_url = 'api.telegram.org'\n", "[bot] api_base_url: must be an http:// or https:// address"),
     ("[reranker]\nfusion = 'sum'\n", "[reranker] fusion: must be one of rank, probability, not 'sum'"),
     ("[reranker]\nprecision = 'fp16'\n", "[reranker] precision: must be one of auto, int8, bf16, fp32, not 'fp16'"),
+    ("[search]\nsentence_choice = 'vectors'\n",
+     "[search] sentence_choice: must be one of words+meaning, words, not 'vectors'"),
     ("[search]\nk = 20\ncandidates = 10\n", "[search] candidates: must be at least k (20), not 10"),
     ("[postgres]\npool_min = 10\npool_max = 4\n", "[postgres] pool_max: must be at least 1 and at least pool_min"),
     ("[postgres]\nhnsw_m = 48\n", "[postgres] hnsw_ef_construction: must be at least twice hnsw_m (96), not 64"),

@@ -29,18 +29,20 @@ class CandidateSentence:
     reading: float = 0.0  # the reranker's probability that the sentence answers, when it read it
 
 
-def score_sentences(question: str, query_vector: np.ndarray, sentences: Sequence[CandidateSentence],
-                    vectors: np.ndarray, keyword_weight: float) -> np.ndarray:
-    """How well each sentence answers the question, higher is better: its cosine to the question, plus
-    ``keyword_weight`` times the share of the question's words it holds, plus the reranker's reading, less
-    ``RANK_PENALTY`` per place of its passage."""
+def score_sentences(question: str, sentences: Sequence[CandidateSentence], keyword_weight: float,
+                    query_vector: np.ndarray | None = None, vectors: np.ndarray | None = None) -> np.ndarray:
+    """How well each sentence answers the question, higher is better: the share of the question's words
+    it holds, plus the reranker's reading, less ``RANK_PENALTY`` per place of its passage. With the
+    sentences' ``vectors`` (search.sentence_choice "words+meaning") the share weighs ``keyword_weight``
+    and the sentence's cosine to ``query_vector`` is added."""
     if not sentences:
         return np.zeros(0, dtype=np.float32)
     keywords = set(query_words(question))
+    shares = np.array([len(keywords & set(_WORDS.findall(sentence.text.casefold()))) / max(1, len(keywords))
+                       for sentence in sentences], dtype=np.float32)
+    rest = np.array([sentence.reading - RANK_PENALTY * sentence.passage_rank for sentence in sentences],
+                    dtype=np.float32)
+    if vectors is None or query_vector is None:
+        return shares + rest
     cosines = np.asarray(vectors, dtype=np.float32) @ np.asarray(query_vector, dtype=np.float32)
-    scores = np.empty(len(sentences), dtype=np.float32)
-    for i, sentence in enumerate(sentences):
-        shared = len(keywords & set(_WORDS.findall(sentence.text.casefold()))) / max(1, len(keywords))
-        scores[i] = (float(cosines[i]) + keyword_weight * shared + sentence.reading
-                     - RANK_PENALTY * sentence.passage_rank)
-    return scores
+    return cosines + keyword_weight * shares + rest

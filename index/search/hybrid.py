@@ -243,7 +243,6 @@ class HybridSearcher:
             return hits, []
         spans_per_hit = [split_sentences(hit.text) for hit in hits]
         sentences = [hit.text[span.start:span.end] for hit, spans in zip(hits, spans_per_hit) for span in spans]
-        vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)  # documents, like the passages
         titles = [hit.article.title for hit, spans in zip(hits, spans_per_hit) for _ in spans]
         if self.reranker is not None and self.rerank_settings.mark_sentences:
             readings = self.reranker.score(question, [passage_input(t, x) for t, x in zip(titles, sentences)])
@@ -252,8 +251,11 @@ class HybridSearcher:
         ranks = [rank for rank, spans in enumerate(spans_per_hit) for _ in spans]
         candidates = [CandidateSentence(text, rank, float(reading))
                       for text, rank, reading in zip(sentences, ranks, readings)]
-        page_scores = score_sentences(question, query_vector, candidates, vectors,
-                                      self.settings.sentence_keyword_weight)
+        vectors = None
+        if self.settings.sentence_choice == "words+meaning" and sentences:  # documents, like the passages
+            vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)
+        page_scores = score_sentences(question, candidates, self.settings.sentence_keyword_weight,
+                                      query_vector, vectors)
         # The scorer (trained on sentences of one paragraph against each other) chooses within each passage;
         # which passage leads the page stays with the page scores, comparable across passages.
         probabilities = None

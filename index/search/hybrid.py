@@ -14,6 +14,7 @@ import numpy as np
 from index.articles import Article
 from index.config import RerankerSettings, SearchSettings, SentenceSettings
 from index.embedding.embedder import Embedder
+from index.embedding.recent import RecentVectors
 from index.ingest.chunking import split_sentences
 from index.search.answer_sentence import CandidateSentence, score_sentences
 from index.search.reranker import Reranker, passage_input
@@ -25,6 +26,8 @@ UNDATED_RECENCY_SHARE = 0.5
 # Sentences embedded together when the best ones are marked: small batches sorted by length pad each
 # sentence only to its neighbours' length, where one batch would pad all to the longest (docs/benchmarks.md).
 SENTENCE_BATCH = 8
+# Sentences whose vectors are kept between questions (about 1.5 KB each with a 384-dimension model).
+RECENT_SENTENCES = 8192
 # Candidates whose vectors are read at once (at least) when near-duplicates are dropped.
 DEDUP_BATCH = 16
 
@@ -103,6 +106,8 @@ class HybridSearcher:
         self.reranker = reranker if self.rerank_settings.candidates > 0 else None
         self.sentence_scorer = sentence_scorer
         self.sentence_settings = sentence_settings or SentenceSettings()
+        self.sentence_vectors = RecentVectors(lambda texts: embedder.embed(texts, batch_size=SENTENCE_BATCH),
+                                              RECENT_SENTENCES)
 
     @property
     def refusal_threshold(self) -> float | None:
@@ -253,7 +258,7 @@ class HybridSearcher:
                       for text, rank, reading in zip(sentences, ranks, readings)]
         vectors = None
         if self.settings.sentence_choice == "words+meaning" and sentences:  # documents, like the passages
-            vectors = self.embedder.embed(sentences, batch_size=SENTENCE_BATCH)
+            vectors = self.sentence_vectors(sentences)
         page_scores = score_sentences(question, candidates, self.settings.sentence_keyword_weight,
                                       query_vector, vectors)
         # The scorer (trained on sentences of one paragraph against each other) chooses within each passage;

@@ -95,8 +95,11 @@ def test_search_leads_with_the_best_sentence_of_its_first_page(embedded_settings
 
         monkeypatch.setattr(embedder, "embed", recording_embed)
         answer = library.search(QUESTION, k=2, now=date(2024, 2, 2))
-        # by words the page's sentences are never embedded; with meaning every one is
+        # by words the page's sentences are never embedded; with meaning every one is, once
         assert (ANSWER in embedded) == (choice == "words+meaning")
+        embedded.clear()
+        assert library.search(QUESTION, k=2, now=date(2024, 2, 2)).lead_hit == answer.lead_hit
+        assert ANSWER not in embedded  # asked again: the sentences' vectors are still held
         assert [hit.article.title for hit in answer.hits] == ["Island ferries busy", "Ferry contract renewed"]
         assert answer.lead == 1 and answer.lead_hit is not None  # the second passage's sentence answers
         assert answer.lead_hit.best_sentence_text == ANSWER

@@ -97,8 +97,8 @@ def test_a_question_asked_again_is_not_a_follow_up_of_itself(follow_ups: FollowU
     first, _ = ask(follow_ups, 1, question, NOW)
     again, _ = ask(follow_ups, 1, question.upper(), NOW + timedelta(minutes=1))
     assert not first.follow_up and not again.follow_up
-    assert follow_ups.read(2, question, NOW).reason == ""  # and with another turn before it, it follows that one
-    ask(follow_ups, 2, UN_QUESTION, NOW)
+    assert follow_ups.read(2, question, NOW).reason == ""
+    ask(follow_ups, 2, UN_QUESTION, NOW)  # with another turn before it, it follows that one
     assert follow_ups.read(2, question, NOW + timedelta(minutes=1)).follow_up
 
 

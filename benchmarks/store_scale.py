@@ -1,7 +1,8 @@
 """The server store (PostgreSQL + pgvector) beside the embedded one (SQLite + FAISS) at scale.
 
     .venv/bin/python benchmarks/store_scale.py DATASET_DIR --work DIR [--passages 1000000]
-        [--dsn DSN] [--ef 40,100,200] [--adds 100] [--index-memory 2GB] [--catch-up 10000]
+        [--dsn DSN] [--vector-index hnsw|ivfflat] [--ef 40,100,200] [--probes 5,10,20] [--adds 100]
+        [--index-memory 2GB] [--catch-up 10000] [--memory-only]
 
 The embedded library is search_scale.py's synthetic one (built in ``--work`` if it is not there yet:
 the dataset's sentences, vectors scattered around real passage embeddings). It is copied into
@@ -12,8 +13,10 @@ process and on the same questions (the dataset's, embedded once by the real mode
 
 - question → ranked passages (`Library.search`, no sentence marked) p50/p99 on each store, and the
   ratio PostgreSQL / embedded;
-- the vector search alone: FAISS (the layout the size calls for) and pgvector HNSW at each
-  ``hnsw_ef_search`` in ``--ef``, with recall@10 against exact search over the same vectors;
+- the vector search alone: FAISS (the layout the size calls for) and pgvector's index as
+  ``--vector-index`` names it (postgres.vector_index; the database's index is rebuilt when it is of the
+  other method): HNSW at each ``hnsw_ef_search`` in ``--ef``, IVFFlat at each ``ivfflat_probes`` in
+  ``--probes``, with recall@10 against exact search over the same vectors;
 - the keyword search alone on each store (FTS5 BM25 within the budget; on PostgreSQL both routes of
   `postgres.keyword_index`: "local", the postings lists kept from the change log, and "database", BM25
   in SQL over tsvector + GIN), and the question → ranked passages time on PostgreSQL with each route;
@@ -22,13 +25,17 @@ process and on the same questions (the dataset's, embedded once by the real mode
   process's library, as another replica's writes arrive), then after their removal;
 - the insert rate of articles added one by one through each store (``--adds`` synthetic articles of 20
   passages with their vectors, one transaction each, the vector index kept up to date), then removed;
-- disk: the SQLite and FAISS files; the PostgreSQL database (pg_database_size).
+- disk: the SQLite and FAISS files; the PostgreSQL database (pg_database_size);
+- resident memory per replica: a new process per store (as one bot replica is) opens the library, then
+  answers every question with its answer sentences marked; its resident memory after opening, after the
+  questions, and at its highest (``--memory-only`` measures this alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -164,10 +171,12 @@ def local_keyword_index(library: Library, work: Path, passages: int, dimension: 
     print(f"catch-up after their removal: {removed:.2f} s ({mirror.rows_applied - before:,} log rows)", flush=True)
 
 
-def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int, catch_up: int) -> None:
+def measure(dataset: Path, work: Path, dsn: str, method: str, knobs: list[int], adds: int, catch_up: int) -> None:
+    """``knobs``: the hnsw_ef_search or ivfflat_probes values to measure, as ``method`` has it."""
     questions = [q["question"] for q in load_questions(dataset / "questions.jsonl")]
     embedded_settings: Settings = settings_for(work, None)
-    pg_settings = embedded_settings.replace("library", store="postgres").replace("postgres", dsn=dsn)
+    pg_settings = embedded_settings.replace("library", store="postgres").replace("postgres", dsn=dsn,
+                                                                                 vector_index=method)
     embedder = Embedder(embedded_settings.embedding)
     queries = embedder.embed(questions)
     candidates = embedded_settings.search.candidates
@@ -217,13 +226,16 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int, catc
         print(line("exact flat search top-100 (FAISS)", flat))
         recall, faiss_latencies = recall_at_10(embedded.vectors, queries, truth)
         print(line(f"vector top-100, FAISS {embedded.vectors.layout}", faiss_latencies) + f"   recall@10 {recall:.3f}")
-        for ef in efs:
-            server.vectors.ef_search = ef
+        knob = "ef_search" if method == "hnsw" else "probes"
+        configured_value = getattr(server.vectors, knob)
+        print(f"PostgreSQL vector index: {server.vectors.layout}, {server.vectors.disk_bytes() / 2**20:,.0f} MB")
+        for value in knobs:
+            setattr(server.vectors, knob, value)
             recall, latencies = recall_at_10(server.vectors, queries, truth)
-            configured = " (configured)" if ef == pg_settings.postgres.hnsw_ef_search else ""
-            print(line(f"vector top-100, pgvector HNSW ef {ef}{configured}", latencies, faiss_latencies)
+            configured = " (configured)" if value == configured_value else ""
+            print(line(f"vector top-100, pgvector {method} {knob} {value}{configured}", latencies, faiss_latencies)
                   + f"   recall@10 {recall:.3f}")
-        server.vectors.ef_search = pg_settings.postgres.hnsw_ef_search
+        setattr(server.vectors, knob, configured_value)
 
         if adds:
             rng = np.random.default_rng(11)
@@ -236,18 +248,62 @@ def measure(dataset: Path, work: Path, dsn: str, efs: list[int], adds: int, catc
         print(f"on disk, PostgreSQL database: {server.store.file_size() / 2**20:,.0f} MB")
 
 
+def replica_memory(dataset: Path, work: Path, dsn: str, method: str) -> None:
+    """Each store's resident memory in a process of its own, as one bot replica holds it."""
+    import subprocess
+
+    for store in ("embedded", "postgres"):
+        command = [sys.executable, str(Path(__file__).resolve()), str(dataset), "--work", str(work), "--dsn", dsn,
+                   "--vector-index", method, "--one-replica", store]
+        print(subprocess.run(command, cwd=PROJECT, check=True, capture_output=True, text=True).stdout.strip(),
+              flush=True)
+
+
+def one_replica(dataset: Path, work: Path, dsn: str, method: str, store: str) -> None:
+    """Print this process's resident memory with the ``store`` library open, before and after the questions."""
+    import resource
+
+    from tests.support.bot_runner import resident_mb
+
+    settings: Settings = settings_for(work, None)
+    if store == "postgres":
+        settings = settings.replace("library", store="postgres").replace("postgres", dsn=dsn, vector_index=method)
+    questions = [q["question"] for q in load_questions(dataset / "questions.jsonl")]
+    embedder = Embedder(settings.embedding)
+    embedder.embed(["warm-up"])
+    model = resident_mb(os.getpid())
+    with Library(settings, embedder=embedder) as library:
+        library.search(questions[0])  # opens what the first search opens (the local keyword index)
+        opened = resident_mb(os.getpid())
+        for question in questions:
+            library.search(question)
+        answered = resident_mb(os.getpid())
+    peak = max(answered, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the two round apart
+    print(f"resident memory, one {store} replica: {model:,.0f} MB with the model loaded; {opened:,.0f} MB with the "
+          f"library open; {answered:,.0f} MB after {len(questions)} questions with sentences marked; "
+          f"highest {peak:,.0f} MB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--work", type=Path, required=True, help="folder of the synthetic library (reused)")
     parser.add_argument("--passages", type=int, default=1_000_000)
     parser.add_argument("--dsn", help="an empty PostgreSQL database (default: a local server in WORK/pg)")
-    parser.add_argument("--ef", default="40,100,200", help="hnsw_ef_search values to measure")
+    parser.add_argument("--vector-index", choices=("hnsw", "ivfflat"), default="hnsw",
+                        help="postgres.vector_index for the PostgreSQL library")
+    parser.add_argument("--ef", default="40,100,200", help="hnsw_ef_search values to measure (hnsw)")
+    parser.add_argument("--probes", default="5,10,20", help="ivfflat_probes values to measure (ivfflat)")
     parser.add_argument("--adds", type=int, default=100, help="articles inserted one by one per store")
     parser.add_argument("--index-memory", default="2GB", help="maintenance_work_mem for the HNSW build")
     parser.add_argument("--catch-up", type=int, default=10_000,
                         help="passages added elsewhere before the local keyword index catches up (0: none)")
+    parser.add_argument("--memory-only", action="store_true", help="measure each replica's resident memory alone")
+    parser.add_argument("--one-replica", choices=("embedded", "postgres"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_replica:
+        one_replica(args.dataset, args.work, args.dsn, args.vector_index, args.one_replica)
+        return 0
     marker = args.work / "built.json"
     if not (marker.exists() and json.loads(marker.read_text())["passages"] == args.passages):
         if (args.work / "library").exists():
@@ -262,9 +318,12 @@ def main() -> int:
         server = _start_server(args.work / "pg", keep=True, durable=True)
         dsn = server.get_uri()
     try:
-        copy_to_postgres(args.work, dsn, args.index_memory)
-        measure(args.dataset, args.work, dsn, [int(e) for e in args.ef.split(",") if e.strip()], args.adds,
-                args.catch_up)
+        if not args.memory_only:
+            copy_to_postgres(args.work, dsn, args.index_memory)
+            knobs = args.ef if args.vector_index == "hnsw" else args.probes
+            measure(args.dataset, args.work, dsn, args.vector_index, [int(v) for v in knobs.split(",") if v.strip()],
+                    args.adds, args.catch_up)
+        replica_memory(args.dataset, args.work, dsn, args.vector_index)
     finally:
         if server is not None:
             server.cleanup()

@@ -35,6 +35,9 @@ LIBRARY_STORES = ("embedded", "postgres")
 # postgres.keyword_index: postings lists on each process's disk, kept current from the database's change
 # log (index/stores/postgres/keyword_mirror.py), or BM25 computed in SQL (PostgresStore.lexical_search).
 POSTGRES_KEYWORD_INDEXES = ("local", "database")
+# postgres.vector_index: pgvector's HNSW graph, or its IVFFlat lists refitted as the library grows
+# (index/stores/postgres/vector_layout.py).
+POSTGRES_VECTOR_INDEXES = ("hnsw", "ivfflat")
 EMBEDDING_PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDING_RUNTIMES = ("auto", "torch", "openvino")
 # How a passage's answering sentence is chosen: by the question's words it holds, or also by its
@@ -49,6 +52,7 @@ BOT_MODES = ("polling", "webhook")
 HNSW_M = (2, 100)
 HNSW_EF_CONSTRUCTION = (4, 1000)
 HNSW_EF_SEARCH = (1, 1000)
+IVFFLAT_PROBES = (1, 32768)
 
 
 class SettingError(ConfigError):
@@ -131,6 +135,9 @@ class PostgresSettings:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 400
+    # The vector index's method (POSTGRES_VECTOR_INDEXES), and the lists an IVFFlat search reads.
+    vector_index: str = "hnsw"
+    ivfflat_probes: int = 10
     # Answers kept for the "More passages" and "Sources" buttons (index/stores/postgres/results.py).
     result_ttl_hours: float = 48.0
     result_max_per_chat: int = 100
@@ -143,6 +150,8 @@ class PostgresSettings:
     def __post_init__(self) -> None:
         check = _Checks("postgres", self)
         check.one_of("keyword_index", POSTGRES_KEYWORD_INDEXES)
+        check.one_of("vector_index", POSTGRES_VECTOR_INDEXES)
+        check.between("ivfflat_probes", *IVFFLAT_PROBES)
         check.at_least("replica_max_lag_seconds", 0)
         check.at_least("pool_min", 0)
         check.at_least("pool_max", max(1, self.pool_min), "1 and at least pool_min")

@@ -21,7 +21,8 @@ from index.stores.embedded import fts_reference
 from index.stores.embedded.store import SqliteStore
 from index.stores.postgres import migrations as pg_migrations
 from index.stores.postgres.store import PostgresStore
-from index.stores.postgres.vectors import SEARCH_SQL, PgVectorIndex
+from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout
+from index.stores.postgres.vectors import PgVectorIndex
 
 DIMENSION = 8
 OpenStore = Callable[[], Store]
@@ -347,18 +348,22 @@ def test_backups_are_left_to_postgres_tools(postgres_dsn: str, tmp_path: Path) -
 
 
 # -- pgvector index -------------------------------------------------------------------------------------
-@pytest.fixture
-def pg_index(postgres_dsn: str) -> Iterator[PgVectorIndex]:  # noqa: F811
-    store = PostgresStore(postgres_dsn, DIMENSION)
+@pytest.fixture(params=["hnsw", "ivfflat"])
+def pg_index(request: pytest.FixtureRequest, postgres_dsn: str) -> Iterator[PgVectorIndex]:  # noqa: F811
+    layout = VectorLayout(request.param)
+    store = PostgresStore(postgres_dsn, DIMENSION, vector_layout=layout)
     try:
-        yield PgVectorIndex(store)
+        yield PgVectorIndex(store, wanted=layout)
     finally:
         store.close()
 
 
 def test_vector_index_add_search_remove_reconstruct(pg_index: PgVectorIndex) -> None:
     store = pg_index.store
-    assert (pg_index.exact, pg_index.layout, pg_index.outgrown(10**9)) == (False, "pgvector HNSW", False)
+    # an IVFFlat index built on the empty table has one list (an exact search) and asks for more as it grows
+    expected = ("pgvector HNSW", False) if pg_index.wanted.method == "hnsw" else \
+        ("pgvector IVFFlat, 1 lists, probing 10", True)
+    assert (pg_index.exact, pg_index.layout, pg_index.outgrown(10**9)) == (False, *expected)
     _, ids, _ = save(store, 1, [f"Passage number {i}." for i in range(5)], seed=1)
     vectors = unit(5, 1)
     assert len(pg_index) == 5 and pg_index.ids().tolist() == ids
@@ -392,11 +397,13 @@ def clustered(count: int, dimension: int, topics: int = 40, seed: int = 0) -> np
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_hnsw_recall_against_exact_search(postgres_dsn: str) -> None:  # noqa: F811
+@pytest.mark.parametrize("method", ["hnsw", "ivfflat"])
+def test_vector_index_recall_against_exact_search(postgres_dsn: str, method: str) -> None:  # noqa: F811
     dimension, count, k = 384, 2_000, 10
-    store = PostgresStore(postgres_dsn, dimension)
+    layout = VectorLayout(method)
+    store = PostgresStore(postgres_dsn, dimension, vector_layout=layout)
     try:
-        index = PgVectorIndex(store)
+        index = PgVectorIndex(store, wanted=layout)
         everything = clustered(count + 50, dimension)
         vectors, questions = everything[:count], everything[count:]
         ids: list[int] = []
@@ -406,6 +413,9 @@ def test_hnsw_recall_against_exact_search(postgres_dsn: str) -> None:  # noqa: F
                 draft, identity=f"batch:{first}", digest=str(first), added_by="test", spans=[(0, 1)] * 200,
                 bodies=["x"] * 200, vectors=vectors[first:first + 200])
             ids.extend(batch_ids)
+        # the writer refits IVFFlat's lists once the library has outgrown them (the graph needs nothing)
+        assert index.fit_layout() is (method == "ivfflat") and index.fit_layout() is False
+        assert index.layout == ("pgvector HNSW" if method == "hnsw" else "pgvector IVFFlat, 42 lists, probing 10")
         exact = np.argsort(-(questions @ vectors.T), axis=1)[:, :k]
         found = 0
         for question, truth in zip(questions, exact):
@@ -416,7 +426,8 @@ def test_hnsw_recall_against_exact_search(postgres_dsn: str) -> None:  # noqa: F
             # At 2,000 rows the planner may rightly prefer a scan; what matters is that the index can
             # answer this query's shape (operator and operator class), as it will in a large library.
             connection.execute("SET LOCAL enable_seqscan = off")
-            plan = connection.execute("EXPLAIN " + SEARCH_SQL, {"q": questions[0], "k": k}).fetchall()
-        assert "passages_vector_hnsw" in " ".join(row[0] for row in plan)
+            plan = connection.execute("EXPLAIN " + index.wanted.search_sql(dimension),
+                                      {"q": questions[0], "k": k}).fetchall()
+        assert VECTOR_INDEX in " ".join(row[0] for row in plan)
     finally:
         store.close()

@@ -1,6 +1,6 @@
 """The server backend: one PostgreSQL database with pgvector (index/stores/postgres/store.py) shared by
-every process and replica. The vectors live in the passages table with an HNSW index
-(index/stores/postgres/vectors.py), written in the same transaction as their passages, so there is no
+every process and replica. The vectors live in the passages table with pgvector's index
+(HNSW or IVFFlat: index/stores/postgres/vectors.py), written in the same transaction as their passages, so there is no
 file to load, save or repair. The keyword search is postings lists on this process's disk kept current
 from the database's change log (index/stores/postgres/keyword_mirror.py), or with postgres.keyword_index
 = "database" BM25 computed in SQL (PostgresStore.lexical_search). Writers hold a PostgreSQL advisory
@@ -68,6 +68,7 @@ class PostgresBackend(Backend):
             raise ConfigError(f'[library] store = "postgres" needs the postgres extra ({exc.name} is missing): '
                               "pip install -e '.[postgres]'") from None
         from index.stores.postgres.store import WRITER_LOCK, AdvisoryLock, PostgresStore, describe
+        from index.stores.postgres.vector_layout import VectorLayout
         from index.stores.postgres.vectors import PgVectorIndex
         self._where = describe(pg.dsn)
         if pg.read_dsns:
@@ -75,13 +76,12 @@ class PostgresBackend(Backend):
                      "; ".join(describe(d) for d in pg.read_dsns))
         try:
             self.store = PostgresStore(pg.dsn, embedder.dimension, min_connections=pg.pool_min,
-                                       max_connections=pg.pool_max, hnsw_m=pg.hnsw_m,
-                                       hnsw_ef_construction=pg.hnsw_ef_construction,
+                                       max_connections=pg.pool_max, vector_layout=VectorLayout.of(pg),
                                        read_dsns=[d for d in pg.read_dsns if d.strip()],
                                        replica_max_lag=pg.replica_max_lag_seconds)
         except (psycopg.Error, PoolTimeout) as exc:
             raise LibraryUnavailable(f"The library's {self._where} cannot be used: {exc}".strip()) from None
-        self.vectors = PgVectorIndex(self.store, pg.hnsw_ef_search)
+        self.vectors = PgVectorIndex(self.store, pg.hnsw_ef_search, pg.ivfflat_probes, VectorLayout.of(pg))
         # The one place the keyword route is chosen (postgres.keyword_index): postings lists on this
         # process's disk kept current from the database's change log, or BM25 in SQL.
         self.mirror: KeywordMirror | None = None
@@ -155,9 +155,17 @@ class PostgresBackend(Backend):
     def committed(self, removed: Sequence[int], added: Sequence[int] = (), vectors: np.ndarray | None = None,
                   bodies: Sequence[str] = ()) -> None:
         """The local keyword index follows at once; the vectors were written (or deleted) with their
-        passages, in the same transaction. Old change-log rows are pruned now and then."""
+        passages, in the same transaction, and an IVFFlat index gets more lists once the library has grown
+        enough (still under the writer lock). Old change-log rows are pruned now and then."""
         if self.mirror is not None:
             self.mirror.committed(removed, added, bodies)
+        if len(added):
+            import psycopg
+
+            try:
+                self.vectors.fit_layout()
+            except psycopg.Error as exc:  # the write itself succeeded: the next add tries again
+                log.warning("could not rebuild the vector index with more lists: %s", exc)
         self._log_pruner.maybe()
 
     @property

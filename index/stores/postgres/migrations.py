@@ -6,9 +6,9 @@ so replicas starting at once apply each migration exactly once.
 
 The SQL files do not know the embedding dimension: ``passages.vector`` is created without one and
 ``ensure_vector_column`` (run after the migrations, with the configured model's dimension) types it
-``vector(N)`` and builds the HNSW index (cosine). A model of another dimension empties the column
-first (its vectors are useless to the new model, as the embedded store treats a model change), and the
-library re-embeds."""
+``vector(N)`` and builds its index (cosine; HNSW or IVFFlat: vector_layout.py). A model of another
+dimension empties the column first (its vectors are useless to the new model, as the embedded store
+treats a model change), and the library re-embeds."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from pathlib import Path
 
 import psycopg
 
+from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout, built_index
+from index.stores.postgres.vector_layout import build as build_vector_index
+
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "sql"
 # pg_advisory_xact_lock key taken by every schema change ("newsbot" in ASCII).
 SCHEMA_LOCK = 0x6E657773626F74
 _FILE_NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
-VECTOR_INDEX = "passages_vector_hnsw"
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,14 @@ def vector_dimension(conn: psycopg.Connection) -> int | None:
     return int(row[0]) if row is not None and int(row[0]) > 0 else None
 
 
-def ensure_vector_column(conn: psycopg.Connection, dimension: int, *, m: int = 16,
-                         ef_construction: int = 64) -> bool:
-    """Type ``passages.vector`` as ``vector(dimension)`` with its HNSW index; True when it changed the column.
+def ensure_vector_column(conn: psycopg.Connection, dimension: int, layout: VectorLayout = VectorLayout()) -> bool:
+    """Type ``passages.vector`` as ``vector(dimension)`` with the index ``layout`` asks for; True when it changed
+    the column.
 
-    An existing index is kept as built (``m`` and ``ef_construction`` apply to a new one); a new index
-    over a large table is built inside this transaction, which holds writers back meanwhile."""
+    An existing index of the method asked for is kept as built (``m`` and ``ef_construction`` apply to a new
+    one; IVFFlat's lists are fitted by PgVectorIndex.fit_layout as the library grows); one of another method
+    is rebuilt. A new index over a large table is built inside this transaction, which holds writers back
+    meanwhile (searches go on)."""
     with conn.transaction():
         _lock(conn)
         current = vector_dimension(conn)
@@ -121,9 +125,12 @@ def ensure_vector_column(conn: psycopg.Connection, dimension: int, *, m: int = 1
             conn.execute("UPDATE passages SET vector = NULL WHERE vector IS NOT NULL")
             conn.execute(f"ALTER TABLE passages ALTER COLUMN vector TYPE vector({int(dimension)})")
         # Checked first: CREATE INDEX IF NOT EXISTS would lock the table against writes on every start.
-        if conn.execute("SELECT to_regclass(%s)", (VECTOR_INDEX,)).fetchone()[0] is None:
-            conn.execute(f"CREATE INDEX {VECTOR_INDEX} ON passages USING hnsw (vector vector_cosine_ops)"
-                         f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
+        built = built_index(conn)
+        if built is None:
+            build_vector_index(conn, layout, dimension)
+        elif built.method != layout.method:
+            build_vector_index(conn, layout, dimension,
+                               f"postgres.vector_index is {layout.method}, the index {built.method}")
     return changed
 
 

@@ -34,6 +34,7 @@ from index.stores.base import (
 from index.stores.postgres import migrations as pg_migrations
 from index.stores.postgres.replicas import ReadReplicas
 from index.stores.postgres.rows import Row, placeholders, row_factory
+from index.stores.postgres.vector_layout import VectorLayout
 
 T = TypeVar("T")
 
@@ -124,7 +125,7 @@ class PostgresStore(SharedSql):
     """One PostgreSQL database shared by every process; every change is one transaction."""
 
     def __init__(self, dsn: str, dimension: int, *, min_connections: int = 1, max_connections: int = 8,
-                 hnsw_m: int = 16, hnsw_ef_construction: int = 64, connect_timeout: float = 30.0,
+                 vector_layout: VectorLayout = VectorLayout(), connect_timeout: float = 30.0,
                  read_dsns: Sequence[str] = (), replica_max_lag: float = 5.0) -> None:
         """Bring the schema up to date (migrations, then the vector column of ``dimension``) and open a pool;
         with ``read_dsns``, a search's reads go to those streaming standbys while they are current
@@ -135,7 +136,7 @@ class PostgresStore(SharedSql):
         self._sampled_length: tuple[int, float] | None = None
         with psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout))) as connection:
             pg_migrations.migrate(connection)
-            pg_migrations.ensure_vector_column(connection, dimension, m=hnsw_m, ef_construction=hnsw_ef_construction)
+            pg_migrations.ensure_vector_column(connection, dimension, vector_layout)
         self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             dsn, min_size=min_connections, max_size=max_connections, configure=_configure,
             timeout=connect_timeout, open=False, name="newsbot")

@@ -16,6 +16,7 @@ from index.config import PostgresSettings
 from index.errors import LibraryBusy
 from index.stores.postgres import migrations as pg_migrations
 from index.stores.postgres.store import WRITER_LOCK, describe
+from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout
 from index.stores.transfer import (
     COUNTS_SQL,
     SEQUENCED,
@@ -109,12 +110,13 @@ class PostgresTarget:
 
     def __init__(self, dsn: str, settings: PostgresSettings, lock_timeout: float,
                  index_memory: str | None = None) -> None:
-        """``index_memory``: maintenance_work_mem for building the HNSW index (e.g. "2GB"; default: the server's)."""
+        """``index_memory``: maintenance_work_mem for building the vector index (e.g. "2GB"; default: the server's)."""
         self.dsn = dsn
         self.index_memory = index_memory
         self._notices: list[str] = []
         self.where = f"library in the {describe(dsn)}"
         self.settings = settings
+        self.layout = VectorLayout.of(settings)
         self.lock_timeout = lock_timeout
         self.dimension: int | None = None
         self._conn: psycopg.Connection[Any] | None = None
@@ -159,12 +161,12 @@ class PostgresTarget:
         self.conn.execute("DELETE FROM meta WHERE key <> 'schema_version'")
 
     def prepare(self, dimension: int | None, source: str) -> None:
-        """Type the vector column for the source's vectors; its HNSW index is built once, after the copy."""
+        """Type the vector column for the source's vectors; its index is built once, after the copy (IVFFlat's
+        lists then fit the passages copied)."""
         self.dimension = dimension
         if dimension is not None:
-            pg_migrations.ensure_vector_column(self.conn, dimension, m=self.settings.hnsw_m,
-                                               ef_construction=self.settings.hnsw_ef_construction)
-            self.conn.execute(f"DROP INDEX IF EXISTS {pg_migrations.VECTOR_INDEX}")
+            pg_migrations.ensure_vector_column(self.conn, dimension, self.layout)
+            self.conn.execute(f"DROP INDEX IF EXISTS {VECTOR_INDEX}")
 
     def write(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
         if table.name == "passages":
@@ -197,16 +199,17 @@ class PostgresTarget:
     def commit(self) -> list[str]:
         notes = []
         if self.dimension is not None:
-            print(f"building the HNSW vector index (m={self.settings.hnsw_m},"
-                  f" ef_construction={self.settings.hnsw_ef_construction})…", file=sys.stderr, flush=True)
+            rows = int(self.conn.execute("SELECT count(vector) FROM passages").fetchone()[0])
+            kind = self.layout.describe(rows)
+            print(f"building the {kind} vector index…", file=sys.stderr, flush=True)
             self.conn.execute("SELECT set_config('lock_timeout', '0', true)")
             started = time.monotonic()
-            pg_migrations.ensure_vector_column(self.conn, self.dimension, m=self.settings.hnsw_m,
-                                               ef_construction=self.settings.hnsw_ef_construction)
-            notes.append(f"HNSW vector index built over vector({self.dimension}) in {time.monotonic() - started:.1f} s")
+            pg_migrations.ensure_vector_column(self.conn, self.dimension, self.layout)
+            notes.append(f"{kind} vector index built over vector({self.dimension}) in "
+                         f"{time.monotonic() - started:.1f} s")
             if any("maintenance_work_mem" in notice for notice in self._notices):
                 memory = self.conn.execute("SHOW maintenance_work_mem").fetchone()[0]
-                notes.append(f"note: the HNSW graph outgrew maintenance_work_mem ({memory}), which slows the build"
+                notes.append(f"note: the vector index outgrew maintenance_work_mem ({memory}), which slows the build"
                              " down: --index-memory (e.g. 2GB) gives it more")
         # The planner's statistics (how common each word is) serve the keyword search from the start.
         self.conn.execute("ANALYZE articles, passages")

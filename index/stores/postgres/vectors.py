@@ -1,8 +1,10 @@
-"""Vector search in PostgreSQL: pgvector's HNSW index (cosine) over ``passages.vector``.
+"""Vector search in PostgreSQL: pgvector's index (cosine) over ``passages.vector``, HNSW or IVFFlat
+(postgres.vector_index: vector_layout.py).
 
 The column is the index: adding a vector writes it there, removing one clears it, so the database
-holds nothing to save or rebuild and every process sees each change at once. Follows VectorSearch
-(index/stores/base.py), as the embedded store's FAISS index does."""
+holds nothing to save and every process sees each change at once. Follows VectorSearch
+(index/stores/base.py), as the embedded store's FAISS index does. An IVFFlat index is rebuilt with more
+lists as the library grows (``fit_layout``, by the writer after its change)."""
 
 from __future__ import annotations
 
@@ -12,37 +14,66 @@ from typing import Sequence
 import numpy as np
 import psycopg
 
-from index.stores.postgres.migrations import VECTOR_INDEX
+from index.stores.postgres import vector_layout
 from index.stores.postgres.rows import Row
 from index.stores.postgres.store import PostgresStore, as_ids, as_vector
+from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout
 
-# The nearest passages by cosine distance, which the HNSW index answers.
-SEARCH_SQL = ("SELECT id, 1 - (vector <=> %(q)s) FROM passages WHERE vector IS NOT NULL"
-              " ORDER BY vector <=> %(q)s LIMIT %(k)s")
-# Candidates the HNSW search keeps while walking the graph: more finds more of the true nearest, slower.
+# Candidates the HNSW search keeps while walking the graph, and lists an IVFFlat search reads: more finds
+# more of the true nearest, slower.
 DEFAULT_EF_SEARCH = 400
+DEFAULT_PROBES = 10
+# How a search reads the index, whichever its method: both settings, for this transaction.
+READ_SETTINGS_SQL = "SELECT set_config('hnsw.ef_search', %s, true), set_config('ivfflat.probes', %s, true)"
 
 
 class PgVectorIndex:
     """Cosine search over the passage vectors stored in PostgreSQL, through the store's connection pool."""
 
-    def __init__(self, store: PostgresStore, ef_search: int = DEFAULT_EF_SEARCH) -> None:
+    def __init__(self, store: PostgresStore, ef_search: int = DEFAULT_EF_SEARCH, probes: int = DEFAULT_PROBES,
+                 wanted: VectorLayout = VectorLayout()) -> None:
+        """``wanted``: the index postgres.vector_index asks for, which ``fit_layout`` builds."""
         self.store = store
         self.dimension = store.dimension
         self.ef_search = ef_search
+        self.probes = probes
+        self.wanted = wanted
+        self._search_sql = wanted.search_sql(self.dimension)  # the nearest passages, as the index finds them
 
     @property
     def exact(self) -> bool:
-        """False: HNSW is an approximate search."""
+        """False: both methods are approximate searches."""
         return False
 
     @property
     def layout(self) -> str:
-        return "pgvector HNSW"
+        with self.store.connection() as connection:
+            built = vector_layout.built_index(connection)
+        if built is None:
+            return "pgvector, no index"
+        return built.describe() + (f", probing {self.probes}" if built.method == "ivfflat" else "")
 
     def outgrown(self, count: int | None = None) -> bool:
-        """False: the HNSW index grows with the table and never needs another layout."""
-        return False
+        """True when the index is not of the method asked for, or an IVFFlat index has too few lists for
+        ``count`` vectors (default: those stored); the HNSW graph grows with the table as it is."""
+        with self.store.connection() as connection:
+            rows = vector_layout.vector_rows(connection) if count is None else count
+            return vector_layout.outgrown(vector_layout.built_index(connection), self.wanted, rows)
+
+    def fit_layout(self) -> bool:
+        """Rebuild the index when it is outgrown (see ``outgrown``); True when it did. For the writer, after
+        its change: a rebuild blocks other writes, not searches."""
+        if self.wanted.method == "hnsw":  # the graph is rebuilt only when the method changes, at start-up
+            return False
+        with self.store.connection() as connection:
+            with connection.transaction():
+                rows = vector_layout.vector_rows(connection)
+                built = vector_layout.built_index(connection)
+                if not vector_layout.outgrown(built, self.wanted, rows):
+                    return False
+                vector_layout.build(connection, self.wanted, self.dimension,
+                                    f"{built.describe() if built else 'none'} for about {rows} passages")
+        return True
 
     def save(self, path: Path) -> None:
         """Nothing to do: every change is already committed to the database."""
@@ -83,8 +114,8 @@ class PgVectorIndex:
         def nearest(connection: psycopg.Connection[Row]) -> list[Row]:
             with connection.transaction():
                 # HNSW returns at most ef_search rows, so it is never below k.
-                connection.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(self.ef_search, k)),))
-                return connection.execute(SEARCH_SQL, {"q": query, "k": k}).fetchall()
+                connection.execute(READ_SETTINGS_SQL, (str(max(self.ef_search, k)), str(self.probes)))
+                return connection.execute(self._search_sql, {"q": query, "k": k}).fetchall()
 
         return [(int(r[0]), float(r[1])) for r in self.store.reading(nearest)]
 
@@ -114,5 +145,5 @@ class PgVectorIndex:
         return np.vstack([found[i] for i in ids])
 
     def disk_bytes(self) -> int:
-        """Bytes on disk of the HNSW index."""
+        """Bytes on disk of the vector index."""
         return int(self.store.query("SELECT coalesce(pg_relation_size(to_regclass(?)), 0)", (VECTOR_INDEX,))[0][0])

@@ -21,6 +21,7 @@ from index.stores.embedded import fts_reference
 from index.stores.embedded.store import SqliteStore
 from index.stores.postgres import migrations as pg_migrations
 from index.stores.postgres.store import PostgresStore
+from index.stores.postgres import vector_layout
 from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout
 from index.stores.postgres.vectors import PgVectorIndex
 
@@ -398,8 +399,10 @@ def clustered(count: int, dimension: int, topics: int = 40, seed: int = 0) -> np
 
 
 @pytest.mark.parametrize("method", ["hnsw", "ivfflat"])
-def test_vector_index_recall_against_exact_search(postgres_dsn: str, method: str) -> None:  # noqa: F811
+def test_vector_index_recall_against_exact_search(postgres_dsn: str, method: str,  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     dimension, count, k = 384, 2_000, 10
+    monkeypatch.setattr(vector_layout, "PASSAGES_PER_LIST", 50)  # 40 lists, of which a search reads 10
     layout = VectorLayout(method)
     store = PostgresStore(postgres_dsn, dimension, vector_layout=layout)
     try:
@@ -415,7 +418,7 @@ def test_vector_index_recall_against_exact_search(postgres_dsn: str, method: str
             ids.extend(batch_ids)
         # the writer refits IVFFlat's lists once the library has outgrown them (the graph needs nothing)
         assert index.fit_layout() is (method == "ivfflat") and index.fit_layout() is False
-        assert index.layout == ("pgvector HNSW" if method == "hnsw" else "pgvector IVFFlat, 42 lists, probing 10")
+        assert index.layout == ("pgvector HNSW" if method == "hnsw" else "pgvector IVFFlat, 40 lists, probing 10")
         exact = np.argsort(-(questions @ vectors.T), axis=1)[:, :k]
         found = 0
         for question, truth in zip(questions, exact):

@@ -12,6 +12,7 @@ a missing extra is one clear ConfigError."""
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Passages re-embedded per transaction (an interrupted re-embedding resumes after the last).
 EMBED_BATCH = 1_024
+# Seconds before an add tries again to refit the vector index's lists after a failed try.
+REFIT_PAUSE = 600
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class PostgresBackend(Backend):
 
         self._log_pruner = Pruner(prune)
         self._lock: AdvisoryLock = AdvisoryLock(pg.dsn, WRITER_LOCK, settings.library.lock_timeout)
+        self._refit_after = 0.0  # monotonic time from which an add may refit the vector index
 
     @property
     def location(self) -> str:
@@ -159,13 +163,15 @@ class PostgresBackend(Backend):
         enough (still under the writer lock). Old change-log rows are pruned now and then."""
         if self.mirror is not None:
             self.mirror.committed(removed, added, bodies)
-        if len(added):
+        if len(added) and time.monotonic() >= self._refit_after:
             import psycopg
 
             try:
                 self.vectors.fit_layout()
-            except psycopg.Error as exc:  # the write itself succeeded: the next add tries again
-                log.warning("could not rebuild the vector index with more lists: %s", exc)
+            except psycopg.Error as exc:  # the write itself succeeded: an add after a pause tries again
+                self._refit_after = time.monotonic() + REFIT_PAUSE
+                log.warning("could not rebuild the vector index with more lists (tried again in %d minutes): %s",
+                            REFIT_PAUSE // 60, exc)
         self._log_pruner.maybe()
 
     @property

@@ -2,12 +2,14 @@
 
 - "hnsw": pgvector's HNSW graph (``m``, ``ef_construction``), which grows with the table and never needs
   rebuilding; a search walks it with ``hnsw.ef_search`` candidates.
-- "ivfflat": pgvector's inverted lists, as many as the embedded store's large layout would have
-  (index/stores/embedded/vectors.py ``lists_for``: about 2·sqrt(passages)), over half-precision copies
-  of the vectors (``halfvec``: half the index to read, the column itself unchanged); a search reads the
-  ``ivfflat.probes`` lists nearest the question, and scores the passages it returns with their full
-  vectors. The lists are fixed when the index is built, so it is rebuilt with more once the library has
-  grown about fourfold (PgVectorIndex.fit_layout, by the writer).
+- "ivfflat": pgvector's inverted lists, as many as pgvector advises (``lists_for``: a list per 1,000
+  passages up to 1M, sqrt(passages) beyond), over half-precision copies of the vectors (``halfvec``:
+  half the index to read, the column itself unchanged); a search reads the ``ivfflat.probes`` lists
+  nearest the question, and scores the passages it returns with their full vectors. The lists are
+  fixed when the index is built, so it is rebuilt with twice as many once the library calls for them
+  (PgVectorIndex.fit_layout, by the writer: at 2,000, 4,000 ... passages, then fourfold growth past 1M).
+  Training the lists takes server memory for a moment (``build_memory``: about 250 MB at 1M passages),
+  which a build is given whatever maintenance_work_mem says.
 
 At 1M passages the lists find more of the exact nearest passages in less time than the graph
 (docs/benchmarks.md, benchmarks/pgvector_graphs.py); the graph needs no rebuilds.
@@ -20,13 +22,13 @@ interrupted rebuild leaves the old one as it was."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import psycopg
 
-from index.stores.embedded.vectors import lists_for
 
 if TYPE_CHECKING:
     from index.config import PostgresSettings
@@ -38,6 +40,20 @@ REBUILT_INDEX = "passages_vector_rebuilt"
 LIST_GROWTH = 2
 # Below this many passages (by the planner's estimate) they are counted exactly: a moment at that size.
 EXACT_COUNT_BELOW = 200_000
+# pgvector trains IVFFlat's lists by k-means on 50 sampled vectors per list (10,000 at least), holding
+# each sample (2 bytes a dimension as halfvec) and a bound per sample and list (4 bytes) in
+# maintenance_work_mem, which it checks first.
+SAMPLES_PER_LIST = 50
+MIN_SAMPLES = 10_000
+PASSAGES_PER_LIST = 1_000
+SQUARE_ROOT_FROM = 1_000_000
+
+
+def lists_for(rows: int) -> int:
+    """IVFFlat lists for ``rows`` vectors, as pgvector's documentation advises."""
+    if rows <= SQUARE_ROOT_FROM:
+        return max(1, rows // PASSAGES_PER_LIST)
+    return int(math.sqrt(rows))
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,16 @@ class VectorLayout:
         if self.method == "hnsw":
             return f"m = {int(self.m)}, ef_construction = {int(self.ef_construction)}"
         return f"lists = {lists_for(rows)}"
+
+    def build_memory(self, rows: int, dimension: int) -> int:
+        """Bytes of maintenance_work_mem the build needs at least (0: whatever the server allows)."""
+        if self.method == "hnsw":
+            return 0  # a graph that outgrows it is built more slowly, not refused
+        lists = lists_for(rows)
+        samples = max(SAMPLES_PER_LIST * lists, MIN_SAMPLES)
+        per_sample = 2 * int(dimension) + 4 * lists + 16
+        centres = 4 * lists * lists + 16 * lists * int(dimension)
+        return int(1.1 * (samples * per_sample + centres)) + 16 * 2**20
 
     def describe(self, rows: int) -> str:
         if self.method == "hnsw":
@@ -122,6 +148,11 @@ def build(conn: psycopg.Connection, layout: VectorLayout, dimension: int, reason
     if replacing or rows >= EXACT_COUNT_BELOW // 10:
         log.info("building the vector index, %s, over %d passages%s", layout.describe(rows), rows,
                  f": {reason}" if reason else "")
+    needed = layout.build_memory(rows, dimension)
+    allowed = int(conn.execute("SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'"
+                               ).fetchone()[0])
+    if needed > allowed:  # else pgvector refuses to build the lists
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{-(-needed // 2**20)}MB",))
     started = time.monotonic()
     name = REBUILT_INDEX if replacing else VECTOR_INDEX
     conn.execute(f"CREATE INDEX {name} ON passages USING {layout.method} ({layout.indexed(dimension)})"

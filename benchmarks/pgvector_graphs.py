@@ -116,6 +116,18 @@ def measured(connection, graph: Graph, dimension: int, queries: np.ndarray, trut
               f"{'' if used_index else '   (NO INDEX SCAN)'}", flush=True)
 
 
+def library_index(connection) -> Graph:
+    """The library's own index, as its method, storage and options describe it."""
+    method, options, definition = connection.execute(
+        "SELECT am.amname, c.reloptions, pg_get_indexdef(c.oid) FROM pg_class c JOIN pg_am am ON am.oid = c.relam"
+        " WHERE c.oid = to_regclass(%s)", (VECTOR_INDEX,)).fetchone()
+    given = dict(o.split("=") for o in options or [])
+    storage = "halfvec" if "halfvec" in definition else "vector"
+    if method == "hnsw":
+        return Graph(method, storage, (int(given.get("m", 16)), int(given.get("ef_construction", 64))))
+    return Graph(method, storage, (int(given.get("lists", 100)),))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", type=Path)
@@ -149,10 +161,7 @@ def main() -> int:
         with psycopg.connect(server.get_uri(), autocommit=True) as connection:
             register_vector(connection)
             version = connection.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
-            options = connection.execute("SELECT reloptions FROM pg_class WHERE relname = %s",
-                                         (VECTOR_INDEX,)).fetchone()[0] or []
-            own = dict(o.split("=") for o in options)
-            own_graph = Graph("hnsw", "vector", (int(own.get("m", 16)), int(own.get("ef_construction", 64))))
+            own_graph = library_index(connection)
             rows = connection.execute("SELECT count(*) FROM passages WHERE vector IS NOT NULL").fetchone()[0]
             size = connection.execute("SELECT pg_relation_size(%s::regclass)", (VECTOR_INDEX,)).fetchone()[0]
             print(f"pgvector {version}; {rows:,} vectors of dimension {dimension}; {len(questions)} questions; "

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -126,6 +127,7 @@ def local_keyword_index(library: Library, work: Path, passages: int, dimension: 
     mirror = library.backend.mirror
     assert isinstance(mirror, KeywordMirror), "postgres.keyword_index must be local"
     folder = work / "mirror-timing"
+    shutil.rmtree(folder, ignore_errors=True)  # the first build builds: an earlier run's cache is gone
     started = time.perf_counter()
     fresh = KeywordMirror(library.store, folder)
     fresh.open()

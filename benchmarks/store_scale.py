@@ -263,8 +263,6 @@ def replica_memory(dataset: Path, work: Path, dsn: str, method: str) -> None:
 
 def one_replica(dataset: Path, work: Path, dsn: str, method: str, store: str) -> None:
     """Print this process's resident memory with the ``store`` library open, before and after the questions."""
-    import resource
-
     from tests.support.bot_runner import resident_mb
 
     settings: Settings = settings_for(work, None)
@@ -280,7 +278,9 @@ def one_replica(dataset: Path, work: Path, dsn: str, method: str, store: str) ->
         for question in questions:
             library.search(question)
         answered = resident_mb(os.getpid())
-    peak = max(answered, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the two round apart
+    # VmHWM: this process's highest (ru_maxrss would count the parent's, as it stood at the fork)
+    peak = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:"))
     print(f"resident memory, one {store} replica: {model:,.0f} MB with the model loaded; {opened:,.0f} MB with the "
           f"library open; {answered:,.0f} MB after {len(questions)} questions with sentences marked; "
           f"highest {peak:,.0f} MB")

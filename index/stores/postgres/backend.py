@@ -1,7 +1,7 @@
 """The server backend: one PostgreSQL database with pgvector (index/stores/postgres/store.py) shared by
-every process and replica. The vectors live in the passages table with pgvector's index
-(HNSW or IVFFlat: index/stores/postgres/vectors.py), written in the same transaction as their passages, so there is no
-file to load, save or repair. The keyword search is postings lists on this process's disk kept current
+every process and replica. The vectors live in the passages table with pgvector's index (HNSW or
+IVFFlat: index/stores/postgres/vectors.py), written in the same transaction as their passages, so there
+is no file to load, save or repair. The keyword search is postings lists on this process's disk kept current
 from the database's change log (index/stores/postgres/keyword_mirror.py), or with postgres.keyword_index
 = "database" BM25 computed in SQL (PostgresStore.lexical_search). Writers hold a PostgreSQL advisory
 lock, which excludes writers on every machine and is freed by the server if its holder dies.

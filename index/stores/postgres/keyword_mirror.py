@@ -13,6 +13,11 @@ PostgreSQL stays the source of truth; the postings are a copy, like the embedded
   log rows after the position are read and applied: removals, then adds with their bodies read from
   the database. This process's own writes are applied directly (PostgresBackend.committed) and their
   log rows later find them done. Applying is idempotent, so a position lower than the content is safe.
+- Why before a search and not on a LISTEN/NOTIFY notice: the data-version check a search makes anyway
+  (one indexed read) never misses a write, where a notice is lost while the listening connection is
+  down and needs a timer behind it; a notice would only move the catch-up (a fraction of a second per
+  10,000 passages: docs/benchmarks.md) off the first search after a large write, for a connection and a
+  thread in every process.
 - The log is read, and the bodies, from the primary (never a read replica, which may not have
   replayed up to the log's position yet), in one repeatable-read transaction.
 - Triggers number the log's rows under a transaction-level lock (see 0007), so whoever sees a row sees

@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-
 if TYPE_CHECKING:
     from index.config import PostgresSettings
 
 log = logging.getLogger(__name__)
 VECTOR_INDEX = "passages_vector_hnsw"
 REBUILT_INDEX = "passages_vector_rebuilt"
-# The IVFFlat index is rebuilt once the library calls for this many times its lists (about 4x the passages).
+# The IVFFlat index is rebuilt once the library calls for this many times its lists.
 LIST_GROWTH = 2
 # Below this many passages (by the planner's estimate) they are counted exactly: a moment at that size.
 EXACT_COUNT_BELOW = 200_000

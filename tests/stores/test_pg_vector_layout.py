@@ -14,7 +14,7 @@ from index.config import Settings, SettingError
 from index.embedding.embedder import Embedder
 from index.library import Library
 from index.stores.postgres import vector_layout
-from index.stores.postgres.vector_layout import BuiltIndex, built_index, lists_for
+from index.stores.postgres.vector_layout import BuiltIndex, built_index, has_halfvec, lists_for
 from index.stores.transfer import migrate
 
 
@@ -42,6 +42,10 @@ def few_passages_per_list(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_lists_follow_pgvectors_advice() -> None:
     assert [lists_for(n) for n in (0, 999, 2_000, 100_000, 1_000_000, 4_000_000)] == [1, 1, 2, 100, 1_000, 2_000]
+
+
+def test_ivfflat_asks_for_a_pgvector_with_halfvec() -> None:
+    assert [has_halfvec(v) for v in ("0.8.5", "0.7.0", "1.0.0", "0.6.2", "0.5.1")] == [True, True, True, False, False]
 
 
 def test_the_settings_list_their_choices(postgres_settings: Settings) -> None:

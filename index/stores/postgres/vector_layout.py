@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from index.errors import ConfigError
+
 if TYPE_CHECKING:
     from index.config import PostgresSettings
 
@@ -46,6 +48,8 @@ SAMPLES_PER_LIST = 50
 MIN_SAMPLES = 10_000
 PASSAGES_PER_LIST = 1_000
 SQUARE_ROOT_FROM = 1_000_000
+# halfvec, which the IVFFlat index is over, came with pgvector 0.7.0.
+HALFVEC_SINCE = (0, 7)
 
 
 def lists_for(rows: int) -> int:
@@ -124,6 +128,12 @@ def built_index(conn: psycopg.Connection) -> BuiltIndex | None:
     return BuiltIndex(str(row[0]), lists)
 
 
+def has_halfvec(pgvector_version: str) -> bool:
+    """True when this version of pgvector (its extversion, e.g. "0.8.5") has the halfvec type."""
+    parts = tuple(int(part) for part in pgvector_version.split(".")[:2] if part.isdigit())
+    return parts >= HALFVEC_SINCE
+
+
 def vector_rows(conn: psycopg.Connection) -> int:
     """How many passages have a vector: counted when few, else the planner's estimate of the passages."""
     estimate = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'passages'::regclass").fetchone()[0]
@@ -142,6 +152,11 @@ def outgrown(built: BuiltIndex | None, layout: VectorLayout, rows: int) -> bool:
 def build(conn: psycopg.Connection, layout: VectorLayout, dimension: int, reason: str = "") -> None:
     """Build the index ``layout`` asks for over the vectors now stored, in the caller's transaction, and put
     it in the place of the old one (if any)."""
+    if layout.method == "ivfflat":
+        version = str(conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])
+        if not has_halfvec(version):
+            raise ConfigError(f'postgres.vector_index = "ivfflat" needs pgvector 0.7 or later (for halfvec); the '
+                              f'database has pgvector {version}: upgrade it, or set vector_index = "hnsw"')
     rows = int(conn.execute("SELECT count(vector) FROM passages").fetchone()[0])
     replacing = conn.execute("SELECT to_regclass(%s)", (VECTOR_INDEX,)).fetchone()[0] is not None
     if replacing or rows >= EXACT_COUNT_BELOW // 10:

@@ -279,8 +279,7 @@ def one_replica(dataset: Path, work: Path, dsn: str, method: str, store: str) ->
             library.search(question)
         answered = resident_mb(os.getpid())
     # VmHWM: this process's highest (ru_maxrss would count the parent's, as it stood at the fork)
-    peak = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
+    peak = resident_mb(os.getpid(), "VmHWM")
     print(f"resident memory, one {store} replica: {model:,.0f} MB with the model loaded; {opened:,.0f} MB with the "
           f"library open; {answered:,.0f} MB after {len(questions)} questions with sentences marked; "
           f"highest {peak:,.0f} MB")

@@ -20,10 +20,10 @@ from tests.support.botapi import BotApiServer
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def resident_mb(pid: int) -> float:
-    """A process's resident memory (VmRSS) in MB, read from /proc."""
+def resident_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory in MB, read from /proc: now (VmRSS), or at its highest (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 

@@ -16,7 +16,7 @@ from index.config import PostgresSettings
 from index.errors import LibraryBusy
 from index.stores.postgres import migrations as pg_migrations
 from index.stores.postgres.store import WRITER_LOCK, describe
-from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout
+from index.stores.postgres.vector_layout import VECTOR_INDEX, VectorLayout, stored_vectors
 from index.stores.transfer import (
     COUNTS_SQL,
     SEQUENCED,
@@ -199,8 +199,7 @@ class PostgresTarget:
     def commit(self) -> list[str]:
         notes = []
         if self.dimension is not None:
-            rows = int(self.conn.execute("SELECT count(vector) FROM passages").fetchone()[0])
-            kind = self.layout.describe(rows)
+            kind = self.layout.describe(stored_vectors(self.conn))
             print(f"building the {kind} vector index…", file=sys.stderr, flush=True)
             self.conn.execute("SELECT set_config('lock_timeout', '0', true)")
             started = time.monotonic()

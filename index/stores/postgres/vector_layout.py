@@ -134,11 +134,16 @@ def has_halfvec(pgvector_version: str) -> bool:
     return parts >= HALFVEC_SINCE
 
 
+def stored_vectors(conn: psycopg.Connection) -> int:
+    """How many passages have a vector, counted."""
+    return int(conn.execute("SELECT count(vector) FROM passages").fetchone()[0])
+
+
 def vector_rows(conn: psycopg.Connection) -> int:
     """How many passages have a vector: counted when few, else the planner's estimate of the passages."""
     estimate = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'passages'::regclass").fetchone()[0]
     if estimate is None or estimate < EXACT_COUNT_BELOW:  # -1 until the table is first analysed
-        return int(conn.execute("SELECT count(vector) FROM passages").fetchone()[0])
+        return stored_vectors(conn)
     return int(estimate)
 
 
@@ -157,7 +162,7 @@ def build(conn: psycopg.Connection, layout: VectorLayout, dimension: int, reason
         if not has_halfvec(version):
             raise ConfigError(f'postgres.vector_index = "ivfflat" needs pgvector 0.7 or later (for halfvec); the '
                               f'database has pgvector {version}: upgrade it, or set vector_index = "hnsw"')
-    rows = int(conn.execute("SELECT count(vector) FROM passages").fetchone()[0])
+    rows = stored_vectors(conn)
     replacing = conn.execute("SELECT to_regclass(%s)", (VECTOR_INDEX,)).fetchone()[0] is not None
     if replacing or rows >= EXACT_COUNT_BELOW // 10:
         log.info("building the vector index, %s, over %d passages%s", layout.describe(rows), rows,

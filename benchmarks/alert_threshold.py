@@ -40,7 +40,8 @@ def main() -> int:
     from index.config import load_settings
     from index.embedding.cache import CachedEmbedder
     from index.embedding.embedder import Embedder
-    from index.eval.evaluate import build_library, load_corpus, load_questions, normalize_answer_text
+    from index.eval.answers import normalize_answer_text
+    from index.eval.evaluate import build_library, load_corpus, load_questions
 
     corpus, questions_path = args.dataset / "corpus.jsonl", args.dataset / "questions.jsonl"
     if not corpus.exists() or not questions_path.exists():

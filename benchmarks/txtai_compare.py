@@ -28,7 +28,7 @@ that txtai never becomes a dependency of the project: see README, "Benchmarks").
   passages), txtai ``embeddings.search(question, 3)``; ours is also timed without the bold sentences
   (``mark=0``), retrieval alone as txtai's. R@1 and R@3 come from the first calls; R@10 from a further,
   untimed call for 10 passages. A question counts as answered at k when one of the top-k passage
-  bodies contains an answer text (index.eval.evaluate.contains_answer, as ``python -m index eval``).
+  bodies contains an answer text (index.eval.answers.contains_answer, as ``python -m index eval``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ Ranks = list[int | None]
 
 
 def first_answer_rank(bodies: Sequence[str], answers: Sequence[str]) -> int | None:
-    from index.eval.evaluate import contains_answer
+    from index.eval.answers import contains_answer
 
     return next((rank for rank, body in enumerate(bodies, 1) if contains_answer(body, answers)), None)
 

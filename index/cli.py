@@ -1,5 +1,5 @@
 """Command line: python -m index add|list|remove|search|stats|insights|feed|backup|restore|migrate|eval|
-eval-dialogues."""
+eval-dialogues|mine-negatives|train-reranker|train-sentence-scorer."""
 
 from __future__ import annotations
 
@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     from index.eval.dialogues import add_arguments as add_dialogue_arguments
 
     add_dialogue_arguments(dialogues)
+    mining = commands.add_parser("mine-negatives",
+                                 help="run the hybrid search over SQuAD, for the rerankers' hard negatives (slow)")
+    from index.search.mine_negatives import add_arguments as add_mining_arguments
+
+    add_mining_arguments(mining)
     train = commands.add_parser("train-reranker", help="fine-tune the cross-encoder reranker on SQuAD (slow)")
     from index.search.train_reranker import add_arguments
 
@@ -320,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval_dialogues(settings, args)
         if args.command == "migrate":
             return _cmd_migrate(settings, args)
+        if args.command == "mine-negatives":
+            from index.search.mine_negatives import run as run_mining
+
+            return run_mining(settings, args)
         if args.command == "train-reranker":
             from index.search.train_reranker import run
 

@@ -24,7 +24,8 @@ from index.config import Settings
 from index.embedding.cache import CachedEmbedder
 from index.embedding.embedder import Embedder
 from index.errors import ConfigError
-from index.eval.evaluate import apply_overrides, build_library, contains_answer, load_corpus, load_questions
+from index.eval.answers import contains_answer
+from index.eval.evaluate import apply_overrides, build_library, load_corpus, load_questions
 from index.library import Library
 from index.search.followup import FollowUps
 from index.search.hybrid import Answer

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import statistics
 import sys
 import tempfile
 import time
-import unicodedata
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +23,7 @@ from index.config import Settings, coerce
 from index.embedding.cache import CachedEmbedder
 from index.embedding.embedder import Embedder
 from index.errors import ConfigError
+from index.eval.answers import contains_answer
 from index.eval.bootstrap import print_differences
 from index.library import Library
 from index.search.hybrid import HybridSearcher
@@ -35,19 +34,6 @@ if TYPE_CHECKING:
     from index.stores.postgres.scratch import ScratchDatabases
 
 CUTOFFS = (1, 3, 5, 10)
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_answer_text(text: str) -> str:
-    """NFKC, case-folded, punctuation and symbols to spaces, whitespace collapsed (the dataset's rule)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    spaced = "".join(" " if ch == "_" or unicodedata.category(ch)[0] in "PS" else ch for ch in folded)
-    return _SPACES.sub(" ", spaced).strip()
-
-
-def contains_answer(text: str, answers: Sequence[str]) -> bool:
-    haystack = f" {normalize_answer_text(text)} "
-    return any(f" {normalize_answer_text(a)} " in haystack for a in answers if normalize_answer_text(a))
 
 
 @dataclass

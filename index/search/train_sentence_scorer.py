@@ -5,9 +5,12 @@ SQuAD gives each question its paragraph and answer text; the positive is the one
 paragraph that holds the answer (questions whose answer is in none or several of its sentences are
 left out). Each training group is the question with that sentence and its negatives:
 - the paragraph's other sentences (hard: same topic, same words, no answer);
-- the most question-like sentence of a BM25-retrieved paragraph of another article (on-topic words
+- the most question-like sentence of a retrieved paragraph of another article (on-topic words
   elsewhere);
-- the most question-like sentence of another paragraph of the same article that lacks the answer.
+- the most question-like sentence of another paragraph of the same article that lacks the answer
+  (the best retrieved one, else one at random).
+Paragraphs are retrieved by the project's own hybrid search when a file of ``python -m index
+mine-negatives`` is given (``--negatives``), else by BM25.
 Every sentence is read with its article's title, as the reply's sentences are. The loss and the
 optimiser are the passage reranker's (``train_reranker.train``). Afterwards the scorer is checked on
 SQuAD 2.0 dev's answerable questions: how often the paragraph's best-scored sentence holds the answer.
@@ -28,19 +31,22 @@ from typing import Sequence
 
 import numpy as np
 
-from index.eval.evaluate import contains_answer
+from index.eval.answers import contains_answer
 from index.ingest.chunking import split_sentences
 from index.search.reranker import passage_input
 from index.search.sentence_scorer import FORMAT as SCORER_FORMAT
 from index.search.train_reranker import (
-    KeywordIndex,
     Passage,
     Question,
     TrainingOptions,
+    add_run_arguments,
+    best_hits,
     load_split,
+    sample_questions,
     save,
     score_pairs,
     train,
+    training_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,9 @@ class SentenceOptions:
     check_questions: int = 1500
     seed: int = 13
     precision: str = "auto"
+    epochs: int = 1
+    device: str = "auto"
+    loader_workers: int = -1
 
     @property
     def group_size(self) -> int:
@@ -72,8 +81,8 @@ class SentenceOptions:
     def training_options(self) -> TrainingOptions:
         return replace(TrainingOptions(), questions=self.questions, groups_per_batch=self.groups_per_batch,
                        learning_rate=self.learning_rate, max_length=self.max_length, max_minutes=self.max_minutes,
-                       frozen_layers=self.frozen_layers,
-                       seed=self.seed, precision=self.precision)
+                       frozen_layers=self.frozen_layers, seed=self.seed, precision=self.precision,
+                       epochs=self.epochs, device=self.device, loader_workers=self.loader_workers)
 
 
 def sentences_of(text: str) -> list[str]:
@@ -100,9 +109,9 @@ def most_question_like(question: str, sentences: Sequence[str], answer: str) -> 
 
 
 def sentence_groups(passages: dict[int, Passage], questions: Sequence[Question], options: SentenceOptions,
-                    rng: random.Random) -> list[tuple[str, list[str]]]:
+                    rng: random.Random, mined: dict[int, list[int]] | None = None) -> list[tuple[str, list[str]]]:
     """(question, [positive, negatives...]) as the texts the scorer reads, every group the same size."""
-    index = KeywordIndex(passages)
+    hits = best_hits(passages, mined)
     by_article: dict[str, list[int]] = {}
     for passage in passages.values():
         by_article.setdefault(passage.title, []).append(passage.id)
@@ -113,11 +122,9 @@ def sentence_groups(passages: dict[int, Passage], questions: Sequence[Question],
             split[pid] = sentences_of(passages[pid].text)
         return split[pid]
 
-    eligible = [q for q in questions if q.answerable and q.answer]
-    rng.shuffle(eligible)
     groups: list[tuple[str, list[str]]] = []
-    for q in eligible:
-        if len(groups) >= options.questions:
+    for number, q in sample_questions(questions, 0, rng):
+        if options.questions > 0 and len(groups) >= options.questions:
             break
         own = sentences(q.passage_id)
         positive = answer_sentence(own, q.answer)
@@ -127,13 +134,15 @@ def sentence_groups(passages: dict[int, Passage], questions: Sequence[Question],
         others = [s for i, s in enumerate(own) if i != positive and not contains_answer(s, [q.answer])]
         rng.shuffle(others)
         negatives = [(title, sentence) for sentence in others[:options.paragraph_negatives]]
-        far = [pid for pid in index.search(q.question, 8) if passages[pid].title != title]
+        found = [pid for pid in hits(number, q.question, 12) if pid != q.passage_id]
+        far = [pid for pid in found if passages[pid].title != title]
         for pid in far[:options.other_article_negatives]:
             sentence = most_question_like(q.question, sentences(pid), q.answer)
             if sentence:
                 negatives.append((passages[pid].title, sentence))
         near = [pid for pid in by_article[title] if pid != q.passage_id]
         rng.shuffle(near)
+        near = list(dict.fromkeys([pid for pid in found if passages[pid].title == title] + near))
         for pid in near[:options.same_article_negatives]:
             sentence = most_question_like(q.question, sentences(pid), q.answer)
             if sentence:
@@ -181,7 +190,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", type=Path, help="folder with SQuAD's *.passages/questions.jsonl.gz")
     parser.add_argument("out", type=Path,
                         help="the scorer file to write (e.g. index/models/sentence-scorer.safetensors)")
-    parser.add_argument("--questions", type=int, default=defaults.questions, help="training questions sampled")
+    parser.add_argument("--questions", type=int, default=defaults.questions,
+                        help="training questions sampled (0: all)")
     parser.add_argument("--paragraph-negatives", type=int, default=defaults.paragraph_negatives)
     parser.add_argument("--other-article-negatives", type=int, default=defaults.other_article_negatives)
     parser.add_argument("--same-article-negatives", type=int, default=defaults.same_article_negatives)
@@ -196,24 +206,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SQuAD 2.0 dev questions the finished scorer is checked on")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=defaults.precision)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_run_arguments(parser, defaults.epochs)
 
 
 def run(args: argparse.Namespace) -> int:
     """The train-sentence-scorer command."""
     options = SentenceOptions(**{f.name: getattr(args, f.name) for f in fields(SentenceOptions)
                                  if hasattr(args, f.name)})
-    for name in ("train-v1.0.passages.jsonl.gz", "train-v1.0.questions.jsonl.gz",
-                 "dev-v2.0.passages.jsonl.gz", "dev-v2.0.questions.jsonl.gz"):
-        if not (args.data_dir / name).is_file():
-            print(f"{args.data_dir / name} not found", file=sys.stderr)
-            return 2
     rng = random.Random(options.seed)
     started = time.monotonic()
-    passages, questions = load_split(args.data_dir, "train-v1.0")
-    groups = sentence_groups(passages, questions, options, rng)
+    try:
+        passages, questions, mined = training_inputs(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    groups = sentence_groups(passages, questions, options, rng, mined)
     print(f"{len(groups)} training groups of {options.group_size} sentences "
           f"({time.monotonic() - started:.0f} s to build)", file=sys.stderr)
-    model, tokenizer, summary = train(groups, options.training_options(), rng)
+    if not groups:
+        print("no training group could be built from these questions", file=sys.stderr)
+        return 2
+    model, tokenizer, summary = train(groups, options.training_options(), rng, args.base_model)
     checked = check(model, tokenizer, args.data_dir, options, summary["bf16"], rng)
     print("check on SQuAD 2.0 dev: " + json.dumps({k: round(v, 3) for k, v in checked.items()}), file=sys.stderr)
     training = {**asdict(options), **summary, "check": checked,
@@ -221,3 +234,17 @@ def run(args: argparse.Namespace) -> int:
     size = save(model, args.out, 0.5, options.training_options(), training, SCORER_FORMAT, SCORER_DATA)
     print(f"wrote {args.out} ({size / 1e6:.1f} MB) in {training['total_minutes']} min", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m index.search.train_sentence_scorer``: the command without the rest of the project's
+    command line, for a machine with only torch and transformers (and sentencex)."""
+    parser = argparse.ArgumentParser(prog="python -m index.search.train_sentence_scorer",
+                                     description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.WARNING)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from index.eval.bootstrap import Difference, paired_difference, print_differences
-from index.eval.evaluate import contains_answer, normalize_answer_text
+from index.eval.answers import contains_answer, normalize_answer_text
 from tests.support.helpers import run_cli
 
 ARTICLES = [

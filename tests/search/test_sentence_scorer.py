@@ -3,8 +3,6 @@ without it, and how it chooses the sentence a reply leads with."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import random
 from pathlib import Path
@@ -15,35 +13,8 @@ from index.config import SentenceSettings, Settings
 from index.embedding.embedder import Embedder
 from index.library import Library
 from index.search.sentence_scorer import load_sentence_scorer, resolve_scorer_path
-from index.search.train_reranker import Passage, Question
 from index.search.train_sentence_scorer import SentenceOptions, answer_sentence, sentence_groups
-from tests.support.helpers import run_cli
-
-TOPICS = ["harbour museum", "river bridge", "city library", "mountain railway", "solar farm", "night market"]
-
-
-def paragraphs() -> tuple[dict[int, Passage], list[Question]]:
-    """Three-sentence paragraphs, two per topic, each with a question answered by its second sentence."""
-    passages, questions = {}, []
-    for number, topic in enumerate(TOPICS * 2):
-        text = (f"The {topic} of town {number} drew crowds this spring. "
-                f"It opened in {1990 + number} after a vote by the council. "
-                f"Visitors praised the {topic} and its staff.")
-        passages[number] = Passage(number, topic.title(), text)
-        questions.append(Question(f"When did the {topic} of town {number} open?", number, True, str(1990 + number)))
-    return passages, questions
-
-
-def write_squad_paragraphs(folder: Path) -> None:
-    passages, questions = paragraphs()
-    folder.mkdir(parents=True, exist_ok=True)
-    for split in ("train-v1.0", "dev-v2.0"):
-        for name, rows in (("passages", [vars(p) for p in passages.values()]),
-                           ("questions", [{"question": q.question, "passage_id": q.passage_id,
-                                           "answerable": q.answerable, "answer": q.answer} for q in questions])):
-            with gzip.open(folder / f"{split}.{name}.jsonl.gz", "wt", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(row) + "\n" for row in rows)
-
+from tests.support.helpers import paragraphs, run_cli, write_squad_paragraphs
 
 @pytest.fixture(scope="session")
 def trained_scorer(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fills .device/, the folder that travels to a GPU machine for benchmarks/gpu/train.sh (run it from the
-# project root, where the folder is git-ignored through .git/info/exclude):
+# project root; .gitignore keeps the folder out of commits, so a device call must carry it):
 #   - SQuAD's four files;
 #   - the hard negatives of `python -m index mine-negatives` (NEGATIVES);
 #   - an fp16 copy of the bundled all-MiniLM-L6-v2 (the machine lacks the package; fp32 does not fit
@@ -12,7 +12,6 @@ squad=${1:?usage: benchmarks/gpu/prepare.sh SQUAD_DIR NEGATIVES}
 negatives=${2:?usage: benchmarks/gpu/prepare.sh SQUAD_DIR NEGATIVES}
 python=${PYTHON:-.venv/bin/python}
 carry=.device
-grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
 rm -rf "$carry" && mkdir -p "$carry/squad"
 for name in train-v1.0.passages train-v1.0.questions dev-v2.0.passages dev-v2.0.questions; do
   cp "$squad/$name.jsonl.gz" "$carry/squad/"

@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from index.eval.answers import contains_answer
+from index.eval.answers import haystack, holds_answer
 from index.search.reranker import (
     DEFAULT_MAX_LENGTH,
     FORMAT,
@@ -142,16 +142,24 @@ def training_groups(passages: dict[int, Passage], questions: Sequence[Question],
     for passage in passages.values():
         by_article.setdefault(passage.title, []).append(passage.id)
     all_ids = list(passages)
+    searched: dict[int, str] = {}  # each passage normalised once: all of SQuAD checks ~1M pairs
+
+    def lacks(pid: int, answers: list[str]) -> bool:
+        if pid not in searched:
+            searched[pid] = haystack(passages[pid].text)
+        return not holds_answer(searched[pid], answers)
+
     groups = []
     for number, q in sample_questions(questions, options.questions, rng):
         answers = [q.answer] if q.answer else []
         hard = [pid for pid in hits(number, q.question, 12)
-                if pid != q.passage_id and not contains_answer(passages[pid].text, answers)][:options.hard_negatives]
+                if pid != q.passage_id and lacks(pid, answers)][:options.hard_negatives]
         title = passages[q.passage_id].title
-        same_article = [pid for pid in by_article[title] if pid != q.passage_id and pid not in hard
-                        and not contains_answer(passages[pid].text, answers)]
-        while len(hard) < options.hard_negatives and same_article:  # too few keyword hits: same-article ones
-            hard.append(same_article.pop(rng.randrange(len(same_article))))
+        if len(hard) < options.hard_negatives:  # too few hits: other paragraphs of the same article
+            same_article = [pid for pid in by_article[title] if pid != q.passage_id and pid not in hard
+                            and lacks(pid, answers)]
+            while len(hard) < options.hard_negatives and same_article:
+                hard.append(same_article.pop(rng.randrange(len(same_article))))
         easy: list[int] = []
         while len(easy) < options.easy_negatives:
             pid = rng.choice(all_ids)

@@ -26,12 +26,13 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from index.eval.answers import contains_answer
+from index.eval.answers import haystack, holds_answer
 from index.ingest.chunking import split_sentences
 from index.search.reranker import passage_input
 from index.search.sentence_scorer import FORMAT as SCORER_FORMAT
@@ -85,13 +86,24 @@ class SentenceOptions:
                        epochs=self.epochs, device=self.device, loader_workers=self.loader_workers)
 
 
+@lru_cache(maxsize=1 << 18)
+def _searched(sentence: str) -> str:
+    """A sentence's ``haystack``, kept: a paragraph's sentences are checked for each of its ~5 questions."""
+    return haystack(sentence)
+
+
+def holds(sentence: str, answer: str) -> bool:
+    """Whether the sentence holds the answer (``contains_answer``, normalising each sentence once)."""
+    return holds_answer(_searched(sentence), [answer])
+
+
 def sentences_of(text: str) -> list[str]:
     return [text[span.start:span.end] for span in split_sentences(text)]
 
 
 def answer_sentence(sentences: Sequence[str], answer: str) -> int | None:
     """The index of the one sentence holding the answer; None when none or several do."""
-    holding = [i for i, sentence in enumerate(sentences) if contains_answer(sentence, [answer])]
+    holding = [i for i, sentence in enumerate(sentences) if holds(sentence, answer)]
     return holding[0] if len(holding) == 1 else None
 
 
@@ -100,7 +112,7 @@ def most_question_like(question: str, sentences: Sequence[str], answer: str) -> 
     words = set(_WORDS.findall(question.casefold()))
     best, best_shared = None, -1
     for sentence in sentences:
-        if contains_answer(sentence, [answer]):
+        if holds(sentence, answer):
             continue
         shared = len(words & set(_WORDS.findall(sentence.casefold())))
         if shared > best_shared:
@@ -131,7 +143,7 @@ def sentence_groups(passages: dict[int, Passage], questions: Sequence[Question],
         if positive is None:
             continue
         title = passages[q.passage_id].title
-        others = [s for i, s in enumerate(own) if i != positive and not contains_answer(s, [q.answer])]
+        others = [s for i, s in enumerate(own) if i != positive and not holds(s, q.answer)]
         rng.shuffle(others)
         negatives = [(title, sentence) for sentence in others[:options.paragraph_negatives]]
         found = [pid for pid in hits(number, q.question, 12) if pid != q.passage_id]
@@ -176,10 +188,10 @@ def check(model, tokenizer, data_dir: Path, options: SentenceOptions, bf16: bool
     for q, own in sample:
         best = int(np.argmax(scores[offset:offset + len(own)]))
         offset += len(own)
-        right += contains_answer(own[best], [q.answer])
+        right += holds(own[best], q.answer)
         words = set(_WORDS.findall(q.question.casefold()))
         overlap = max(range(len(own)), key=lambda i: len(words & set(_WORDS.findall(own[i].casefold()))))
-        overlap_right += contains_answer(own[overlap], [q.answer])
+        overlap_right += holds(own[overlap], q.answer)
     n = max(1, len(sample))
     return {"questions": len(sample), "best_sentence_holds_answer": right / n,
             "word_overlap_baseline": overlap_right / n}

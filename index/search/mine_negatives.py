@@ -9,7 +9,7 @@ best first; ``train_reranker.read_mined`` reads it back. Whether one of them hol
 decided at training time, so one file serves both ``train-reranker --negatives`` and
 ``train-sentence-scorer --negatives``. Mining needs the whole project (the model, the stores);
 training from the file needs only torch and transformers, so it can run on a machine that has nothing
-else (docs/operations.md, "Training on a GPU").
+else (docs/operations.md, "Training the rerankers on a GPU").
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 import numpy as np
 
 from index.articles import ArticleDraft

@@ -450,15 +450,38 @@ def read_mined(path: Path, questions: Sequence[Question]) -> dict[int, list[int]
     return mined
 
 
-def training_inputs(args: argparse.Namespace,
-                    ) -> tuple[dict[int, Passage], list[Question], dict[int, list[int]] | None]:
-    """SQuAD's training split and the --negatives file read (None without one); ValueError says what
-    is wrong with the flags or the files."""
+def build_groups(args: argparse.Namespace, build: Callable[[dict[int, Passage], list[Question], dict | None], list],
+                 unit: str) -> tuple[dict[int, Passage], list] | None:
+    """Both trainers' start: check the flags, read SQuAD's training split and the --negatives file, and
+    ``build(passages, questions, mined)`` the training groups, saying how many (each of ``unit``).
+    None, with one line on stderr, when a flag or a file is wrong or no group could be built."""
+    started = time.monotonic()
     problem = check_run_arguments(args)
     if problem:
-        raise ValueError(problem)
+        print(problem, file=sys.stderr)
+        return None
     passages, questions = load_split(args.data_dir, "train-v1.0")
-    return passages, questions, None if args.negatives is None else read_mined(args.negatives, questions)
+    try:
+        mined = None if args.negatives is None else read_mined(args.negatives, questions)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    groups = build(passages, questions, mined)
+    print(f"{len(groups)} training groups of {unit} ({time.monotonic() - started:.0f} s to build)", file=sys.stderr)
+    if not groups:
+        print("no training group could be built from these questions", file=sys.stderr)
+        return None
+    return passages, groups
+
+
+def command_main(module: str, doc: str, add: Callable[[argparse.ArgumentParser], None],
+                 run_command: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """``python -m MODULE``: a trainer without the rest of the project's command line (whose imports need
+    the stores), for a machine with only torch and transformers (and sentencex)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n")[0])
+    add(parser)
+    logging.basicConfig(level=logging.WARNING)
+    return run_command(parser.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -467,17 +490,12 @@ def run(args: argparse.Namespace) -> int:
     options = TrainingOptions(**given)  # each option has its --flag, except the fixed warmup_share
     rng = random.Random(options.seed)
     started = time.monotonic()
-    try:
-        passages, questions, mined = training_inputs(args)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
+    built = build_groups(args, lambda passages, questions, mined:
+                         training_groups(passages, questions, options, rng, mined),
+                         f"{1 + options.hard_negatives + options.easy_negatives} passages")
+    if built is None:
         return 2
-    groups = training_groups(passages, questions, options, rng, mined)
-    print(f"{len(groups)} training groups of {1 + options.hard_negatives + options.easy_negatives} passages "
-          f"({time.monotonic() - started:.0f} s to mine negatives)", file=sys.stderr)
-    if not groups:
-        print("no training group could be built from these questions", file=sys.stderr)
-        return 2
+    passages, groups = built
     model, tokenizer, summary = train(passage_groups(passages, groups), options, rng, args.base_model)
     calibration = calibrate(model, tokenizer, args.data_dir, options, summary["bf16"], rng)
     print("calibration on SQuAD 2.0 dev: " + json.dumps({k: round(v, 3) for k, v in calibration.items()}), file=sys.stderr)
@@ -489,12 +507,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m index.search.train_reranker``: the command without the rest of the project's command
-    line (whose imports need the stores), for a machine with only torch and transformers."""
-    parser = argparse.ArgumentParser(prog="python -m index.search.train_reranker", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING)
-    return run(parser.parse_args(argv))
+    """``python -m index.search.train_reranker`` (``command_main``)."""
+    return command_main("index.search.train_reranker", __doc__ or "", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -42,12 +42,13 @@ from index.search.train_reranker import (
     TrainingOptions,
     add_run_arguments,
     best_hits,
+    build_groups,
+    command_main,
     load_split,
     sample_questions,
     save,
     score_pairs,
     train,
-    training_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -227,17 +228,12 @@ def run(args: argparse.Namespace) -> int:
                                  if hasattr(args, f.name)})
     rng = random.Random(options.seed)
     started = time.monotonic()
-    try:
-        passages, questions, mined = training_inputs(args)
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
+    built = build_groups(args, lambda passages, questions, mined:
+                         sentence_groups(passages, questions, options, rng, mined),
+                         f"{options.group_size} sentences")
+    if built is None:
         return 2
-    groups = sentence_groups(passages, questions, options, rng, mined)
-    print(f"{len(groups)} training groups of {options.group_size} sentences "
-          f"({time.monotonic() - started:.0f} s to build)", file=sys.stderr)
-    if not groups:
-        print("no training group could be built from these questions", file=sys.stderr)
-        return 2
+    _, groups = built
     model, tokenizer, summary = train(groups, options.training_options(), rng, args.base_model)
     checked = check(model, tokenizer, args.data_dir, options, summary["bf16"], rng)
     print("check on SQuAD 2.0 dev: " + json.dumps({k: round(v, 3) for k, v in checked.items()}), file=sys.stderr)
@@ -249,13 +245,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m index.search.train_sentence_scorer``: the command without the rest of the project's
-    command line, for a machine with only torch and transformers (and sentencex)."""
-    parser = argparse.ArgumentParser(prog="python -m index.search.train_sentence_scorer",
-                                     description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.WARNING)
-    return run(parser.parse_args(argv))
+    """``python -m index.search.train_sentence_scorer`` (``command_main``)."""
+    return command_main("index.search.train_sentence_scorer", __doc__ or "", add_arguments, run, argv)
 
 
 if __name__ == "__main__":
